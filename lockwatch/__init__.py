@@ -1,0 +1,34 @@
+"""lockwatch: deadlock detection and lock instrumentation for Python threads."""
+
+from lockwatch._config import Config
+from lockwatch._errors import (
+    ConfigError,
+    DeadlockError,
+    DumpError,
+    LockOrderViolation,
+    LockOrderWarning,
+    LockwatchError,
+)
+from lockwatch._locks import Lock, RLock
+from lockwatch._model import Report
+from lockwatch._patch import is_patched, patch, unpatch
+from lockwatch._snapshot import take as snapshot
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DeadlockError",
+    "DumpError",
+    "Lock",
+    "LockOrderViolation",
+    "LockOrderWarning",
+    "LockwatchError",
+    "RLock",
+    "Report",
+    "is_patched",
+    "patch",
+    "snapshot",
+    "unpatch",
+]

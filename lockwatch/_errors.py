@@ -1,0 +1,52 @@
+"""The exceptions and warnings lockwatch raises."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lockwatch._model import Report
+
+
+class LockwatchError(Exception):
+    """Base class of every error lockwatch raises on purpose."""
+
+
+class ConfigError(LockwatchError, ValueError):
+    """A configuration value is invalid; the message names the setting and its source."""
+
+
+class DumpError(LockwatchError):
+    """A dump file is missing, unreadable, not JSON, or not a lockwatch dump."""
+
+
+class DeadlockError(LockwatchError, RuntimeError):
+    """Raised out of a blocked ``acquire()`` chosen as the victim of a deadlock.
+
+    The lock the thread was waiting for is not acquired; every lock the thread
+    already holds is still held (a ``with`` block above releases it as usual).
+    ``report`` is the deadlock :class:`~lockwatch.Report`.
+    """
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class LockOrderViolation(LockwatchError, RuntimeError):
+    """Raised (with ``order="raise"``) by an acquire that would close a lock-order cycle.
+
+    The lock is not acquired. ``report`` is the lock-order :class:`~lockwatch.Report`.
+    """
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class LockOrderWarning(UserWarning):
+    """Issued (with ``order="warn"``) when an acquisition closes a lock-order cycle."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report

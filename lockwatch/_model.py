@@ -1,0 +1,345 @@
+"""The values lockwatch reports (threads, locks, cycles) and their dump format v1 as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lockwatch._errors import DumpError
+
+#: Version of the JSON dump format written by this lockwatch (``"lockwatch": 1``).
+DUMP_FORMAT_VERSION = 1
+
+#: The kinds of report a dump may hold.
+KINDS = ("deadlock", "lock-order", "hang", "snapshot")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One stack frame: where a thread is, or where something happened."""
+
+    file: str
+    line: int
+    function: str
+    code: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"file": self.file, "line": self.line, "function": self.function}
+        if self.code is not None:
+            data["code"] = self.code
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Frame:
+        _require(data, dict, "a frame")
+        return cls(
+            file=_get(data, "file", str, "frame"),
+            line=_get(data, "line", int, "frame"),
+            function=_get(data, "function", str, "frame"),
+            code=_get(data, "code", (str, type(None)), "frame", default=None),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} in {self.function}"
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """A thread as seen at report time: what it holds, what it waits for, its stack."""
+
+    id: int
+    name: str
+    daemon: bool
+    holding: tuple[str, ...] = ()
+    waiting_for: str | None = None
+    waiting_seconds: float | None = None
+    stack: tuple[Frame, ...] = ()  # outermost first, innermost (the blocking line) last
+    # Extras (not required by format v1):
+    alive: bool = True
+    role: str | None = None  # "cycle", "bystander" or None
+    waiting_in: str | None = None  # e.g. "Condition.wait" for waits not on a lock
+    acquired_at: dict[str, Frame] = field(default_factory=dict)  # lock id -> where taken
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "daemon": self.daemon,
+            "holding": list(self.holding),
+            "waiting_for": self.waiting_for,
+            "waiting_seconds": self.waiting_seconds,
+            "stack": [f.to_dict() for f in self.stack],
+            "alive": self.alive,
+            "role": self.role,
+            "waiting_in": self.waiting_in,
+            "acquired_at": {k: f.to_dict() for k, f in sorted(self.acquired_at.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ThreadInfo:
+        _require(data, dict, "a thread")
+        where = "thread"
+        waiting_seconds = _get(data, "waiting_seconds", (int, float, type(None)), where)
+        return cls(
+            id=_get(data, "id", int, where),
+            name=_get(data, "name", str, where),
+            daemon=_get(data, "daemon", bool, where),
+            holding=tuple(_str_list(_get(data, "holding", list, where), "thread holding")),
+            waiting_for=_get(data, "waiting_for", (str, type(None)), where),
+            waiting_seconds=None if waiting_seconds is None else float(waiting_seconds),
+            stack=tuple(Frame.from_dict(f) for f in _get(data, "stack", list, where)),
+            alive=_get(data, "alive", bool, where, default=True),
+            role=_get(data, "role", (str, type(None)), where, default=None),
+            waiting_in=_get(data, "waiting_in", (str, type(None)), where, default=None),
+            acquired_at={
+                str(k): Frame.from_dict(v)
+                for k, v in _get(data, "acquired_at", dict, where, default={}).items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """An instrumented lock as seen at report time."""
+
+    id: str
+    kind: str  # "Lock" or "RLock"
+    name: str | None
+    site: Frame | None  # where it was created
+    owner: int | None
+    count: int
+    waiters: tuple[int, ...] = ()
+    # Extras: a human-readable label (name, attribute like "Account.lock", or site).
+    label: str | None = None
+    rank: int | None = None
+
+    @property
+    def title(self) -> str:
+        """How reports call this lock."""
+        return self.label or self.name or (f"{self.kind} {self.id}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "site": None if self.site is None else self.site.to_dict(),
+            "owner": self.owner,
+            "count": self.count,
+            "waiters": list(self.waiters),
+            "label": self.label,
+            "rank": self.rank,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LockInfo:
+        _require(data, dict, "a lock")
+        where = "lock"
+        site = _get(data, "site", (dict, type(None)), where)
+        waiters = _get(data, "waiters", list, where)
+        if not all(isinstance(w, int) for w in waiters):
+            raise DumpError("lock waiters must be thread ids (integers)")
+        return cls(
+            id=_get(data, "id", str, where),
+            kind=_get(data, "kind", str, where),
+            name=_get(data, "name", (str, type(None)), where),
+            site=None if site is None else Frame.from_dict(site),
+            owner=_get(data, "owner", (int, type(None)), where),
+            count=_get(data, "count", int, where),
+            waiters=tuple(waiters),
+            label=_get(data, "label", (str, type(None)), where, default=None),
+            rank=_get(data, "rank", (int, type(None)), where, default=None),
+        )
+
+
+@dataclass(frozen=True)
+class CycleStep:
+    """One step of a deadlock: ``thread`` waits for ``lock``, held by the next step's thread."""
+
+    thread: int
+    lock: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"thread": self.thread, "lock": self.lock}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CycleStep:
+        _require(data, dict, "a cycle step")
+        return cls(thread=_get(data, "thread", int, "cycle step"), lock=_get(data, "lock", str, "cycle step"))
+
+
+@dataclass(frozen=True)
+class OrderEdge:
+    """One edge of a lock-order cycle: ``to`` was acquired while holding ``from_``."""
+
+    from_: str
+    to: str
+    thread: str  # the name of the thread that first took this order
+    stack: tuple[Frame, ...] = ()
+    # Extras: labels of both locks, the pytest test that took the order, gate locks held.
+    from_label: str | None = None
+    to_label: str | None = None
+    test: str | None = None
+    gates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.from_,
+            "to": self.to,
+            "thread": self.thread,
+            "stack": [f.to_dict() for f in self.stack],
+            "from_label": self.from_label,
+            "to_label": self.to_label,
+            "test": self.test,
+            "gates": list(self.gates),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OrderEdge:
+        _require(data, dict, "an order edge")
+        where = "order edge"
+        return cls(
+            from_=_get(data, "from", str, where),
+            to=_get(data, "to", str, where),
+            thread=_get(data, "thread", str, where),
+            stack=tuple(Frame.from_dict(f) for f in _get(data, "stack", list, where)),
+            from_label=_get(data, "from_label", (str, type(None)), where, default=None),
+            to_label=_get(data, "to_label", (str, type(None)), where, default=None),
+            test=_get(data, "test", (str, type(None)), where, default=None),
+            gates=tuple(_str_list(_get(data, "gates", list, where, default=[]), "order edge gates")),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything lockwatch knows about one event; JSON, DOT and text are renderings of it."""
+
+    kind: str
+    created: str  # ISO 8601 with time zone
+    pid: int
+    argv: tuple[str, ...]
+    python: str
+    threads: tuple[ThreadInfo, ...] = ()
+    locks: tuple[LockInfo, ...] = ()
+    cycles: tuple[tuple[CycleStep, ...], ...] = ()
+    order_cycles: tuple[tuple[OrderEdge, ...], ...] = ()
+    # Extras: a one-paragraph summary, the victim thread (break mode), a broken
+    # declared rule, whether all edges of an order cycle came from one thread.
+    summary: str = ""
+    victim: int | None = None
+    rule: str | None = None
+    single_thread: bool = False
+
+    def thread(self, ident: int) -> ThreadInfo | None:
+        """The thread with this id, if the report has it."""
+        for info in self.threads:
+            if info.id == ident:
+                return info
+        return None
+
+    def lock(self, lock_id: str) -> LockInfo | None:
+        """The lock with this id, if the report has it."""
+        for info in self.locks:
+            if info.id == lock_id:
+                return info
+        return None
+
+    def replace(self, **changes: Any) -> Report:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as dump format v1 (a JSON-ready dict)."""
+        return {
+            "lockwatch": DUMP_FORMAT_VERSION,
+            "kind": self.kind,
+            "created": self.created,
+            "pid": self.pid,
+            "argv": list(self.argv),
+            "python": self.python,
+            "summary": self.summary,
+            "victim": self.victim,
+            "rule": self.rule,
+            "single_thread": self.single_thread,
+            "threads": [t.to_dict() for t in self.threads],
+            "locks": [lock.to_dict() for lock in self.locks],
+            "cycles": [[s.to_dict() for s in cycle] for cycle in self.cycles],
+            "order_cycles": [[e.to_dict() for e in cycle] for cycle in self.order_cycles],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Report:
+        """Read a dump; raises :class:`DumpError` saying what is wrong with it."""
+        if not isinstance(data, dict) or "lockwatch" not in data:
+            raise DumpError("not a lockwatch dump (no \"lockwatch\" format version key)")
+        version = data["lockwatch"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise DumpError(f"not a lockwatch dump (format version {version!r} is not an integer)")
+        if version > DUMP_FORMAT_VERSION:
+            raise DumpError(
+                f"dump format version {version} is newer than this lockwatch understands "
+                f"(version {DUMP_FORMAT_VERSION}); upgrade lockwatch to read it"
+            )
+        if version < 1:
+            raise DumpError(f"unknown dump format version {version}")
+        where = "dump"
+        kind = _get(data, "kind", str, where)
+        if kind not in KINDS:
+            raise DumpError(f"unknown dump kind {kind!r} (expected one of {', '.join(KINDS)})")
+        try:
+            return cls(
+                kind=kind,
+                created=_get(data, "created", str, where),
+                pid=_get(data, "pid", int, where),
+                argv=tuple(_str_list(_get(data, "argv", list, where), "argv")),
+                python=_get(data, "python", str, where),
+                threads=tuple(ThreadInfo.from_dict(t) for t in _get(data, "threads", list, where)),
+                locks=tuple(LockInfo.from_dict(x) for x in _get(data, "locks", list, where)),
+                cycles=tuple(
+                    tuple(CycleStep.from_dict(s) for s in _require(c, list, "a cycle"))
+                    for c in _get(data, "cycles", list, where)
+                ),
+                order_cycles=tuple(
+                    tuple(OrderEdge.from_dict(e) for e in _require(c, list, "an order cycle"))
+                    for c in _get(data, "order_cycles", list, where)
+                ),
+                summary=_get(data, "summary", str, where, default=""),
+                victim=_get(data, "victim", (int, type(None)), where, default=None),
+                rule=_get(data, "rule", (str, type(None)), where, default=None),
+                single_thread=_get(data, "single_thread", bool, where, default=False),
+            )
+        except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
+            raise DumpError(f"malformed dump: {exc}") from None
+
+
+_MISSING = object()
+
+
+def _require(value: Any, types: type | tuple[type, ...], what: str) -> Any:
+    if not isinstance(value, types):
+        raise DumpError(f"malformed dump: expected {what}, found {type(value).__name__}")
+    return value
+
+
+def _get(data: dict[str, Any], key: str, types: Any, where: str, default: Any = _MISSING) -> Any:
+    if key not in data:
+        if default is _MISSING:
+            raise DumpError(f"malformed dump: {where} has no {key!r}")
+        return default
+    value = data[key]
+    # bool is an int subclass: a flag is never a number and a number never a flag.
+    wants_int = types is int or (isinstance(types, tuple) and int in types)
+    if isinstance(value, bool) and wants_int and not (types is bool or (isinstance(types, tuple) and bool in types)):
+        raise DumpError(f"malformed dump: {where} {key!r} must not be a boolean")
+    if not isinstance(value, types):
+        raise DumpError(
+            f"malformed dump: {where} {key!r} has type {type(value).__name__}"
+        )
+    return value
+
+
+def _str_list(values: list[Any], what: str) -> list[str]:
+    if not all(isinstance(v, str) for v in values):
+        raise DumpError(f"malformed dump: {what} must be a list of strings")
+    return values
