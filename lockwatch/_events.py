@@ -17,8 +17,6 @@ _listeners: list[Listener] = []
 #: do; the pytest plugin turns this off and presents them itself).
 print_to_stderr = True
 
-_failed_listeners: set[int] = set()
-
 
 def subscribe(listener: Listener) -> None:
     """Call ``listener(report, paths)`` for every deadlock, hang, lock-order and snapshot report."""
@@ -43,6 +41,6 @@ def publish(report: Report, paths: Sequence[str] = ()) -> None:
         try:
             listener(report, paths)
         except Exception as exc:
-            if id(listener) not in _failed_listeners:
-                _failed_listeners.add(id(listener))
-                print(f"lockwatch: a report listener failed and is ignored from now on: {exc!r}", file=sys.stderr)
+            # Said once, then the listener is dropped: lockwatch never fails the program.
+            unsubscribe(listener)
+            print(f"lockwatch: a report listener failed and was removed: {exc!r}", file=sys.stderr)
