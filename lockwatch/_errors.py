@@ -20,6 +20,10 @@ class DumpError(LockwatchError):
     """A dump file is missing, unreadable, not JSON, or not a lockwatch dump."""
 
 
+class RenderError(LockwatchError):
+    """A report cannot be rendered: Graphviz's ``dot`` is missing or failed, or the output is unwritable."""
+
+
 class DeadlockError(LockwatchError, RuntimeError):
     """Raised out of a blocked ``acquire()`` chosen as the victim of a deadlock.
 

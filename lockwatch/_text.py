@@ -1,0 +1,312 @@
+"""The human-readable report: what is stuck, on what, held by whom, and every involved stack."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo
+
+# How the innermost (blocking) frame of a stack is marked, and the indent of the others.
+BLOCKING_MARK = ">> "
+_NO_MARK = "   "
+
+
+def format_report(report: Report) -> str:
+    """The text report for any kind of report; deterministic, never fails on a hand-edited dump."""
+    names = _Names(report)
+    lines: list[str] = [_header(report, names)]
+    if report.summary:
+        lines.append(report.summary)
+    lines.append(_origin(report))
+
+    if report.kind == "lock-order" or (report.order_cycles and not report.cycles):
+        lines.extend(_order_section(report, names))
+
+    if report.cycles:
+        lines.append("")
+        lines.append("Cycle:" if len(report.cycles) == 1 else "Cycles:")
+        for cycle in report.cycles:
+            lines.append("  " + _cycle_line(cycle, names))
+
+    focus, bystanders, others = _partition(report)
+    if report.kind == "snapshot":
+        # A snapshot is asked for by a person looking at a hung process: every stack counts.
+        focus, others = focus + others, []
+    for thread in focus:
+        lines.append("")
+        lines.extend(_thread_block(thread, report, names))
+    if bystanders:
+        lines.append("")
+        lines.append("Blocked behind it (bystanders):")
+        for thread in bystanders:
+            lines.append("")
+            lines.extend("  " + line for line in _thread_block(thread, report, names))
+    if others:
+        lines.append("")
+        lines.append("Other threads:")
+        for thread in others:
+            lines.append("  " + _brief_thread(thread, names))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+class _Names:
+    """Names threads and locks by id, saying so when a reference is missing from the dump."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.threads = {t.id: t for t in report.threads}
+        self.locks = {lock.id: lock for lock in report.locks}
+
+    def thread(self, ident: int, *, word: bool = True) -> str:
+        info = self.threads.get(ident)
+        if info is None:
+            return f"thread {ident} (not in this dump)" if word else f"{ident} (not in this dump)"
+        return f'thread "{info.name}"' if word else f'"{info.name}"'
+
+    def lock(self, lock_id: str, *, word: bool = True) -> str:
+        info = self.locks.get(lock_id)
+        title = f'"{info.title}"' if info is not None else f"{lock_id} (not in this dump)"
+        return f"lock {title}" if word else title
+
+    def order_lock(self, lock_id: str, label: str | None) -> str:
+        info = self.locks.get(lock_id)
+        if label:
+            return f'"{label}"'
+        if info is not None:
+            return f'"{info.title}"'
+        return f'"{lock_id}"'
+
+    def owner_of(self, lock_id: str) -> int | None:
+        info = self.locks.get(lock_id)
+        return None if info is None else info.owner
+
+
+def _header(report: Report, names: _Names) -> str:
+    if report.kind == "deadlock":
+        idents = {step.thread for cycle in report.cycles for step in cycle}
+        if len(idents) == 1 and len(report.cycles) == 1 and len(report.cycles[0]) == 1:
+            return "DEADLOCK: a thread is waiting for a lock it holds itself"
+        count = len(idents)
+        cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
+        if count == 0:
+            return "DEADLOCK"
+        return f"DEADLOCK: {count} threads{cycles} are waiting for each other"
+    if report.kind == "lock-order":
+        return "POTENTIAL DEADLOCK (lock order): locks are taken in orders that can deadlock"
+    if report.kind == "hang":
+        waiting = [t for t in report.threads if _is_waiting(t)]
+        longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
+        if not waiting:
+            return "HANG"
+        threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
+        return f"HANG: {threads} been blocked (longest {_seconds(longest)})"
+    held = sum(1 for lock in report.locks if lock.owner is not None)
+    return (
+        f"SNAPSHOT: {_plural(len(report.threads), 'thread')}, "
+        f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if _is_waiting(t)), 'thread')} waiting"
+    )
+
+
+def _origin(report: Report) -> str:
+    argv = " ".join(report.argv) if report.argv else "?"
+    return f"(process {report.pid}, Python {report.python}, {report.created}; argv: {argv})"
+
+
+def _cycle_line(cycle: Iterable[CycleStep], names: _Names) -> str:
+    steps = list(cycle)
+    if not steps:
+        return "(empty cycle)"
+    first = steps[0]
+    if len(steps) == 1:
+        return f"{names.thread(first.thread)} waits for {names.lock(first.lock)}, which it holds itself"
+    parts = []
+    for index, step in enumerate(steps):
+        holder = steps[(index + 1) % len(steps)].thread
+        last = index == len(steps) - 1
+        held_by = names.thread(holder, word=not last)
+        if index == 0:
+            parts.append(f"{names.thread(step.thread)} waits for {names.lock(step.lock)} held by {held_by}")
+        else:
+            parts.append(f"which waits for {names.lock(step.lock)} held by {held_by}")
+    return ", ".join(parts)
+
+
+def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list[ThreadInfo]]:
+    """Threads to show in full (the cycle, or whoever hangs), bystanders, and the rest."""
+    by_id = {t.id: t for t in report.threads}
+    focus_ids: list[int] = []
+    for cycle in report.cycles:
+        for step in cycle:
+            if step.thread in by_id and step.thread not in focus_ids:
+                focus_ids.append(step.thread)
+    for thread in report.threads:
+        if thread.role not in (None, "bystander") and thread.id not in focus_ids:
+            focus_ids.append(thread.id)
+    if report.kind == "hang" and not focus_ids:
+        focus_ids = [t.id for t in report.threads if _is_waiting(t)]
+    focus = [by_id[i] for i in focus_ids]
+    bystanders = [t for t in report.threads if t.role == "bystander" and t.id not in focus_ids]
+    others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]
+    if report.kind == "snapshot":
+        # Threads that hold or wait come first: that is where a hang lives.
+        others.sort(key=lambda t: not (t.holding or _is_waiting(t)))
+    return focus, bystanders, others
+
+
+def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str]:
+    flags = [f"id {thread.id}"]
+    if thread.daemon:
+        flags.append("daemon")
+    if not thread.alive:
+        flags.append("no longer running")
+    if thread.role == "cycle":
+        flags.append("in the deadlock")
+    elif thread.role and thread.role != "bystander":
+        flags.append(thread.role)
+    lines = [f'Thread "{thread.name}" ({", ".join(flags)}):']
+    for lock_id in thread.holding:
+        lines.append("  holds " + _held_lock(thread, lock_id, names))
+    if not thread.holding:
+        lines.append("  holds no lockwatch lock")
+    lines.extend("  " + line for line in _waiting(thread, names))
+    if report.victim is not None and report.victim == thread.id:
+        lines.append("  chosen as the victim: its blocked acquire() raises lockwatch.DeadlockError")
+    if thread.stack:
+        lines.append("  Stack (most recent call last):")
+        lines.extend("  " + line for line in format_stack(thread.stack))
+    else:
+        lines.append("  (no stack: the thread is not running Python code any more)")
+    return lines
+
+
+def _held_lock(thread: ThreadInfo, lock_id: str, names: _Names) -> str:
+    text = names.lock(lock_id)
+    info = names.locks.get(lock_id)
+    if info is not None and info.kind == "RLock" and info.owner == thread.id and info.count > 1:
+        text += f" ({info.count} times)"
+    taken = thread.acquired_at.get(lock_id)
+    if taken is not None:
+        return f"{text}, taken at {_where(taken)}"
+    if info is not None and info.site is not None:
+        return f"{text}, created at {_where(info.site)}"
+    return text
+
+
+def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
+    if thread.waiting_for is not None:
+        text = f"waits for {names.lock(thread.waiting_for)}"
+        if thread.waiting_seconds is not None:
+            text += f" for {_seconds(thread.waiting_seconds)}"
+        owner = names.owner_of(thread.waiting_for)
+        if owner is not None:
+            text += f", held by {names.thread(owner)}"
+        info = names.locks.get(thread.waiting_for)
+        lines = [text]
+        if info is not None and info.site is not None:
+            lines.append(f"  (that lock was created at {_where(info.site)})")
+        return lines
+    if thread.waiting_in is not None:
+        text = f"waits in {thread.waiting_in}"
+        if thread.waiting_seconds is not None:
+            text += f" for {_seconds(thread.waiting_seconds)}"
+        return [text + " (for a notification, not a lock)"]
+    return []
+
+
+def user_frames(stack: Iterable[Frame]) -> list[Frame]:
+    """The stack without lockwatch's own innermost frames, so the user's blocking line is last.
+
+    A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
+    nothing about the program. A stack entirely inside lockwatch is kept as it is.
+    """
+    frames = list(stack)
+    end = len(frames)
+    while end > 0 and _is_lockwatch_file(frames[end - 1].file):
+        end -= 1
+    return frames[:end] if end else frames
+
+
+def _is_lockwatch_file(path: str) -> bool:
+    folder, base = os.path.split(path.replace("\\", "/").replace("/", os.sep))
+    return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
+
+
+def format_stack(stack: Iterable[Frame]) -> list[str]:
+    """A stack like a Python traceback, outermost first, the innermost (blocking) line marked."""
+    frames = user_frames(stack)
+    lines = []
+    for index, frame in enumerate(frames):
+        mark = BLOCKING_MARK if index == len(frames) - 1 else _NO_MARK
+        lines.append(f'{mark}File "{frame.file}", line {frame.line}, in {frame.function}')
+        if frame.code:
+            lines.append(f"{_NO_MARK}  {frame.code.strip()}")
+    return lines
+
+
+def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
+    text = f'"{thread.name}" (id {thread.id})'
+    if thread.stack:
+        text += f" at {_where(thread.stack[-1])}"
+    if thread.holding:
+        text += "; holds " + ", ".join(names.lock(lock_id, word=False) for lock_id in thread.holding)
+    waiting = _waiting(thread, names)
+    if waiting:
+        text += "; " + waiting[0]
+    return text
+
+
+def _order_section(report: Report, names: _Names) -> list[str]:
+    lines: list[str] = []
+    if report.rule:
+        lines.append("")
+        lines.append(f"Declared lock order broken: {report.rule}")
+    for number, cycle in enumerate(report.order_cycles, 1):
+        edges = list(cycle)
+        lines.append("")
+        chain = " -> ".join(names.order_lock(e.from_, e.from_label) for e in edges)
+        if edges:
+            chain += " -> " + names.order_lock(edges[0].from_, edges[0].from_label)
+        title = "Lock-order cycle" if len(report.order_cycles) == 1 else f"Lock-order cycle {number}"
+        lines.append(f"{title}: {chain}")
+        for edge in edges:
+            lines.extend("  " + line for line in _order_edge(edge, names))
+    if report.single_thread:
+        lines.append("")
+        lines.append(
+            "Note: one thread took every order in this cycle, so it has not deadlocked yet; "
+            "two threads running these paths at the same time can."
+        )
+    return lines
+
+
+def _order_edge(edge: OrderEdge, names: _Names) -> list[str]:
+    head = (
+        f"{names.order_lock(edge.from_, edge.from_label)} -> {names.order_lock(edge.to, edge.to_label)}"
+        f' first taken by thread "{edge.thread}"'
+    )
+    if edge.test:
+        head += f" (test {edge.test})"
+    if edge.gates:
+        gates = ", ".join(names.lock(g, word=False) for g in edge.gates)
+        head += f" while also holding {gates}"
+    lines = [head]
+    if edge.stack:
+        lines.extend("  " + line for line in format_stack(edge.stack))
+    return lines
+
+
+def _is_waiting(thread: ThreadInfo) -> bool:
+    return thread.waiting_for is not None or thread.waiting_in is not None
+
+
+def _where(frame: Frame) -> str:
+    return f"{os.path.basename(frame.file)}:{frame.line} in {frame.function}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
