@@ -1,0 +1,167 @@
+"""The human text report: headers, the cycle sentence, stacks with the blocking line marked."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from _sample_reports import CREATED, SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
+from lockwatch._text import BLOCKING_MARK, format_report, user_frames
+
+
+@pytest.fixture(scope="module")
+def real_report() -> Report:
+    return real_deadlock()
+
+
+def test_deadlock_header_summary_and_cycle_line() -> None:
+    text = format_report(deadlock())
+    lines = text.splitlines()
+    assert lines[0] == "DEADLOCK: 2 threads are waiting for each other"
+    assert lines[1] == "Threads left and right wait for each other's locks."
+    assert "process 4242" in lines[2] and "app.py --fast" in lines[2]
+    assert (
+        '  thread "left" waits for lock "Account.lock" held by thread "right", '
+        'which waits for lock "a" held by "left"'
+    ) in lines
+
+
+def test_deadlock_thread_blocks_show_holds_waits_and_marked_stack() -> None:
+    text = format_report(deadlock())
+    left = text.split('Thread "left"')[1].split('Thread "right"')[0]
+    # acquired_at wins over the creation site for held locks.
+    assert 'holds lock "a", taken at bank.py:20 in left' in left
+    assert 'waits for lock "Account.lock" for 1.5 s, held by thread "right"' in left
+    assert '   File "/app/bank.py", line 20, in left' in left
+    assert f'{BLOCKING_MARK}File "/app/bank.py", line 22, in left' in left
+    assert "with account.lock:" in left
+    right = text.split('Thread "right"')[1]
+    assert 'holds lock "Account.lock", created at bank.py:11 in __init__' in right
+    # Only the innermost frame of each stack is marked.
+    assert text.count(BLOCKING_MARK + "File") == 3  # left, right, the bystander
+
+
+def test_deadlock_bystanders_and_other_threads() -> None:
+    text = format_report(deadlock())
+    bystanders = text.split("Blocked behind it (bystanders):")[1].split("Other threads:")[0]
+    assert 'Thread "worker-3" (id 103, daemon):' in bystanders
+    assert 'waits for lock "a" for 750 ms, held by thread "left"' in bystanders
+    others = text.split("Other threads:")[1]
+    assert '"MainThread" (id 1) at threading.py:1119 in join' in others
+    # The cycle threads come before bystanders, bystanders before the rest.
+    assert text.index('Thread "left"') < text.index('Thread "worker-3"') < text.index('"MainThread"')
+
+
+def test_victim_is_named() -> None:
+    text = format_report(deadlock().replace(victim=102))
+    right = text.split('Thread "right"')[1]
+    assert "chosen as the victim: its blocked acquire() raises lockwatch.DeadlockError" in right
+
+
+def test_three_thread_cycle_and_self_deadlock() -> None:
+    report = deadlock()
+    three = report.replace(cycles=((CycleStep(101, "L2"), CycleStep(102, "L1"), CycleStep(103, "L1")),))
+    line = [ln for ln in format_report(three).splitlines() if ln.startswith("  thread ")][0]
+    assert line == (
+        '  thread "left" waits for lock "Account.lock" held by thread "right", which waits for lock "a" '
+        'held by thread "worker-3", which waits for lock "a" held by "left"'
+    )
+    alone = report.replace(cycles=((CycleStep(101, "L1"),),))
+    text = format_report(alone)
+    assert text.startswith("DEADLOCK: a thread is waiting for a lock it holds itself\n")
+    assert 'thread "left" waits for lock "a", which it holds itself' in text
+
+
+def test_lock_order_report() -> None:
+    text = format_report(lock_order())
+    assert text.startswith("POTENTIAL DEADLOCK (lock order):")
+    assert "Declared lock order broken: a before b" in text
+    assert 'Lock-order cycle: "a" -> "b" -> "a"' in text
+    assert '"a" -> "b" first taken by thread "t1" (test tests/test_bank.py::test_transfer)' in text
+    assert '"b" -> "a" first taken by thread "t2" (test tests/test_bank.py::test_refund)' in text
+    assert f'{BLOCKING_MARK}File "/app/bank.py", line 50, in transfer' in text
+    assert "one thread took every order" not in text
+    single = format_report(lock_order().replace(single_thread=True, rule=None))
+    assert "Note: one thread took every order in this cycle" in single
+    assert "Declared lock order broken" not in single
+
+
+def test_lock_order_gates_are_named() -> None:
+    report = lock_order()
+    edge = dataclasses.replace(report.order_cycles[0][0], gates=("L1",))
+    text = format_report(report.replace(order_cycles=((edge, report.order_cycles[0][1]),)))
+    assert 'first taken by thread "t1" (test tests/test_bank.py::test_transfer) while also holding "a"' in text
+
+
+def test_hang_report() -> None:
+    text = format_report(hang())
+    assert text.startswith("HANG: 2 threads have been blocked (longest 30.0 s)\n")
+    assert 'waits for lock "Server.lock" for 30.0 s, held by thread "holder"' in text
+    assert "waits in Condition.wait for 12.5 s (for a notification, not a lock)" in text
+    assert 'Thread "stuck" (id 202, hang):' in text
+    # The holder is not blocked: listed briefly with what it holds.
+    assert '"holder" (id 201) at server.py:70 in serve; holds "Server.lock"' in text
+
+
+def test_hang_without_roles_shows_waiting_threads_in_full() -> None:
+    report = hang()
+    plain = report.replace(threads=tuple(dataclasses.replace(t, role=None) for t in report.threads))
+    text = format_report(plain)
+    assert 'Thread "stuck" (id 202):' in text and 'Thread "consumer" (id 203, daemon):' in text
+
+
+def test_snapshot_shows_every_stack_and_rlock_count() -> None:
+    text = format_report(snapshot())
+    assert text.startswith("SNAPSHOT: 2 threads, 1 lock held, 0 threads waiting\n")
+    assert 'holds lock "state" (2 times), created at job.py:2 in <module>' in text
+    assert 'Thread "idle" (id 302, daemon):' in text
+    assert f'{BLOCKING_MARK}File "/app/job.py", line 30, in idle' in text
+    assert "Other threads:" not in text
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_output_is_deterministic_and_ends_with_newline(name: str) -> None:
+    first = format_report(SAMPLES[name]())
+    assert first == format_report(SAMPLES[name]())
+    assert first.endswith("\n") and not first.endswith("\n\n")
+
+
+def test_missing_references_do_not_crash() -> None:
+    """A hand-edited dump may name threads and locks it does not contain."""
+    report = deadlock()
+    ghost = ThreadInfo(id=500, name="ghost", daemon=False, holding=("L404",), waiting_for="L405",
+                       waiting_seconds=None, stack=(), role="cycle")
+    broken = report.replace(
+        threads=report.threads + (ghost,),
+        cycles=((CycleStep(999, "L99"), CycleStep(101, "L2")),),
+        order_cycles=((dataclasses.replace(lock_order().order_cycles[0][0], from_="L77", from_label=None),),),
+        victim=12345,
+    )
+    text = format_report(broken)
+    assert 'thread 999 (not in this dump) waits for lock L99 (not in this dump) held by thread "left"' in text
+    assert 'holds lock L404 (not in this dump)' in text and 'waits for lock L405 (not in this dump)' in text
+    assert "(no stack: the thread is not running Python code any more)" in text
+    assert format_report(Report(kind="deadlock", created=CREATED, pid=1, argv=(), python="3")).startswith("DEADLOCK")
+
+
+def test_user_frames_drop_lockwatch_internals_only_at_the_end() -> None:
+    inner = Frame("/site-packages/lockwatch/_locks.py", 138, "_wait")
+    user = Frame("/app/x.py", 3, "f")
+    assert user_frames((user, inner)) == [user]
+    assert user_frames((inner,)) == [inner]  # nothing else: keep it
+    assert user_frames((inner, user)) == [inner, user]
+
+
+@pytest.mark.timeout(30)
+def test_real_deadlock_report(real_report: Report) -> None:
+    text = format_report(real_report)
+    assert text.startswith("DEADLOCK: 2 threads are waiting for each other\n")
+    assert 'thread "left" waits for lock "b" held by thread "right", which waits for lock "a" held by "left"' in text
+    # The marked line is the user's acquire in the test helper, not lockwatch's internals.
+    marked = [line for line in text.splitlines() if line.lstrip().startswith(BLOCKING_MARK + "File")]
+    cycle_marks = [line for line in marked if "_sample_reports.py" in line]
+    assert len(cycle_marks) == 2 and all(", in take" in line for line in cycle_marks)
+    assert "got = second.acquire(timeout=timeout)" in text
+    assert '"MainThread"' in text
