@@ -1,13 +1,516 @@
-"""The watchdog thread (placeholder until issue 3 lands)."""
+"""The watchdog: a raw daemon thread that finds deadlocks and hangs, writes dumps, and reacts."""
 
 from __future__ import annotations
 
-from lockwatch._config import Config
+import atexit
+import dataclasses
+import inspect
+import os
+import sys
+import threading
+import traceback
+import types
+from _thread import allocate_lock as _allocate_raw_lock
+from _thread import get_ident, start_new_thread
+from time import monotonic
+from typing import Any, Callable
+
+from lockwatch import _detect, _events, _signals, _snapshot, _state
+from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
+from lockwatch._detect import Wait
+from lockwatch._errors import DeadlockError
+from lockwatch._model import CycleStep, Frame, Report
+
+# A wait as the watchdog sees it: (thread ident, lock serial, wait_since, owner ident).
+# Equal keys on two consecutive looks mean the very same wait, still blocked on the same owner.
+WaitKey = tuple[int, int, float, "int | None"]
+
+#: How long deactivate() and interpreter exit wait for the watchdog thread to finish.
+STOP_TIMEOUT = 2.0
+
+
+def _untimed_condition_wait_lines() -> frozenset[int] | None:
+    """Lines of Condition.wait that block without a timeout (``waiter.acquire()``).
+
+    A timed Condition wait (``Event.wait(1.0)`` in a polling loop) ends by itself
+    and is no hang; where the source cannot be read, every wait counts.
+    """
+    try:
+        lines, start = inspect.getsourcelines(threading.Condition.wait)
+    except (OSError, TypeError):  # pragma: no cover - stdlib source missing
+        return None
+    found = frozenset(start + index for index, line in enumerate(lines) if line.strip() == "waiter.acquire()")
+    return found or None
+
+
+_CONDITION_WAIT_CODE = threading.Condition.wait.__code__
+_CONDITION_WAIT_FOR_CODE = threading.Condition.wait_for.__code__
+_UNTIMED_WAIT_LINES = _untimed_condition_wait_lines()
+
+# Things said once per process on stderr (an error inside a look, an unwritable dump_dir...).
+_said: set[str] = set()
+
+
+def _say_once(key: str, message: str) -> None:
+    if key in _said:
+        return
+    _said.add(key)
+    try:
+        sys.stderr.write(f"lockwatch: {message}\n")
+        sys.stderr.flush()
+    except Exception:  # stderr closed or broken: nothing sensible left to do
+        pass
+
+
+def _is_lockwatch_frame(frame: Frame) -> bool:
+    folder, base = os.path.split(frame.file)
+    return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
+
+
+def _user_stack(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The stack without lockwatch's own innermost frames: the blocking line comes last."""
+    end = len(stack)
+    while end > 0 and _is_lockwatch_frame(stack[end - 1]):
+        end -= 1
+    return stack[:end] if end else stack
+
+
+class _Watchdog:
+    """One watchdog thread and what it remembers between two looks."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.dump_dir = os.path.abspath(config.dump_dir)
+        self.stopping = False
+        self.snapshot_requested = False
+        self.ident: int | None = None
+        # Held while nobody asked for the watchdog: releasing it wakes the sleeping thread.
+        self.wake = _allocate_raw_lock()
+        self.wake.acquire()
+        # Held while the thread runs: stop() waits on it.
+        self.finished = _allocate_raw_lock()
+        self.finished.acquire()
+        # Deadlocks: the untimed waits seen at the previous look, and cycles already reported.
+        self.previous_waits: set[WaitKey] = set()
+        self.reported: set[frozenset[WaitKey]] = set()
+        # Hangs: the Condition.wait frame each thread was in at the previous look, since when.
+        self.condition_waits: dict[int, tuple[types.FrameType, float]] = {}
+        self.hangs_reported: set[Any] = set()
+
+    # --- life cycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        start_new_thread(self._run, ())
+
+    def wake_up(self) -> None:
+        try:
+            self.wake.release()
+        except RuntimeError:  # already woken and not yet asleep again
+            pass
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        self.stopping = True
+        self.wake_up()
+        if self.ident is not None and self.ident != get_ident():
+            if self.finished.acquire(True, timeout):
+                self.finished.release()
+
+    def request_snapshot(self) -> None:
+        """Called from the SIGUSR1 handler: only flags and wakes (never blocks)."""
+        self.snapshot_requested = True
+        self.wake_up()
+
+    def _run(self) -> None:
+        self.ident = get_ident()
+        _snapshot.internal_thread_idents.add(self.ident)
+        try:
+            next_look = monotonic() + self.config.interval
+            while not self.stopping:
+                remaining = next_look - monotonic()
+                if remaining > 0:
+                    # Woken early by deactivate() or SIGUSR1; a raw lock: never an instrumented one.
+                    self.wake.acquire(True, remaining)
+                if self.stopping:
+                    break
+                if self.snapshot_requested:
+                    self.snapshot_requested = False
+                    self._guarded(self.write_snapshot)
+                # Looks stay one interval apart, even after an early wake, so that
+                # "the same wait on two looks" always means blocked for an interval.
+                if monotonic() >= next_look:
+                    self._guarded(self.look)
+                    next_look = monotonic() + self.config.interval
+        finally:
+            _snapshot.internal_thread_idents.discard(self.ident)
+            self.finished.release()
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """Run one step; an error inside lockwatch is said once and the watchdog carries on."""
+        try:
+            step()
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            place = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
+            _say_once(
+                f"error:{type(exc).__name__}",
+                f"internal error in the watchdog, carrying on: {exc!r}{place}",
+            )
+
+    # --- one look -------------------------------------------------------------------
+
+    def look(self) -> None:
+        now = monotonic()
+        current: dict[WaitKey, _state.ThreadState] = {}
+        for state in _state.states():
+            lock = state.waiting_for
+            since = state.wait_since
+            # wait_timed waits end by themselves: they cannot deadlock forever.
+            if lock is None or since is None or state.wait_timed or state.ident == self.ident:
+                continue
+            owner = lock._owner
+            current[(state.ident, lock._serial, since, None if owner is None else owner.ident)] = state
+        # A deadlock needs waits that have not changed since the previous look; while
+        # there are none (the common case), no graph is built at all.
+        persistent = [key for key in current if key in self.previous_waits]
+        self.previous_waits = set(current)
+        if persistent:
+            self._find_deadlocks(persistent, current)
+        # Forget reported deadlocks whose waits are gone, so memory stays bounded
+        # (a new deadlock of the same threads has new wait_since values anyway).
+        self.reported = {cycle for cycle in self.reported if cycle <= self.previous_waits}
+        if self.config.hang_timeout is not None:
+            self._find_hangs(now, current)
+        else:
+            self.condition_waits.clear()
+
+    def _find_deadlocks(self, persistent: list[WaitKey], current: dict[WaitKey, _state.ThreadState]) -> None:
+        by_thread = {key[0]: key for key in persistent}
+        waits = {}
+        for key in persistent:
+            lock = current[key].waiting_for
+            if lock is None:
+                continue
+            waits[key[0]] = Wait(lock=lock.id, owner=key[3])
+        for cycle in _detect.find_cycles(waits):
+            cycle_key = frozenset(by_thread[step.thread] for step in cycle)
+            if cycle_key in self.reported:
+                continue
+            if self._report_deadlock(cycle, cycle_key, current):
+                self.reported.add(cycle_key)
+
+    def _report_deadlock(
+        self,
+        cycle: tuple[CycleStep, ...],
+        cycle_key: frozenset[WaitKey],
+        current: dict[WaitKey, _state.ThreadState],
+    ) -> bool:
+        report = _snapshot.take("deadlock")
+        # Re-check on the snapshot itself: what is reported is what the report shows.
+        waits = _detect.waits_in_report(report)
+        if cycle not in _detect.find_cycles(waits):
+            return False
+        in_cycle = {step.thread for step in cycle}
+        behind = set(_detect.bystanders(waits, [cycle]))
+        threads = tuple(
+            dataclasses.replace(
+                info,
+                role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else None,
+                stack=_user_stack(info.stack),
+            )
+            for info in report.threads
+        )
+        report = report.replace(threads=threads, cycles=(cycle,))
+        summary = "Deadlock: " + _detect.describe_cycle(cycle, report)
+        reaction = self.config.on_deadlock
+        victim_key: WaitKey | None = None
+        if reaction == "break":
+            # The wait that started last is the acquire that closed the cycle; ties by thread id.
+            victim_key = min(cycle_key, key=lambda key: (-key[2], key[0]))
+            victim_name = report.thread(victim_key[0])
+            summary += (
+                f". lockwatch broke it: thread "
+                f'"{victim_name.name if victim_name else victim_key[0]}" gets DeadlockError.'
+            )
+            report = report.replace(victim=victim_key[0])
+        report = report.replace(summary=summary)
+        self.emit(report)
+        if victim_key is not None:
+            self._break(victim_key, current[victim_key], report)
+        elif reaction == "exit":
+            self._exit_process()
+        elif callable(reaction):
+            try:
+                reaction(report)
+            except Exception as exc:
+                _say_once(
+                    f"callback:{id(reaction)}",
+                    f"the on_deadlock callable {getattr(reaction, '__name__', reaction)!r} raised "
+                    f"{exc!r}; lockwatch carries on (said once)",
+                )
+        return True
+
+    def _break(self, key: WaitKey, state: _state.ThreadState, report: Report) -> None:
+        lock = state.waiting_for
+        if lock is None or lock._serial != key[1] or state.wait_since != key[2]:
+            return  # the victim's wait ended meanwhile: the deadlock is already gone
+        error = DeadlockError(f"{report.summary} (this thread's acquire() was refused)", report)
+        state.pending_error = error
+        if state.wait_since != key[2] and state.pending_error is error:
+            state.pending_error = None  # a new wait started under our feet: not ours to break
+
+    def _exit_process(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        _signals.unregister()
+        # The main thread may be one of the deadlocked ones: only this thread can end the process.
+        os._exit(DEADLOCK_EXIT_STATUS)
+
+    # --- hangs ------------------------------------------------------------------------
+
+    def _find_hangs(self, now: float, current: dict[WaitKey, _state.ThreadState]) -> None:
+        timeout = self.config.hang_timeout
+        assert timeout is not None
+        in_deadlock = set().union(*self.reported) if self.reported else set()
+        hung: dict[int, tuple[Any, float, str]] = {}  # ident -> (episode, seconds, where)
+        lock_waiters = set()
+        for key in current:
+            ident, _serial, since, _owner = key
+            lock_waiters.add(ident)
+            if key not in in_deadlock and now - since >= timeout:
+                hung[ident] = (("lock", key), now - since, "a lock")
+        # Condition waits (Event, Queue, Semaphore, Barrier...) are not lock waits:
+        # time them from the first look that found the thread in that wait frame.
+        frames = sys._current_frames()
+        seen: dict[int, tuple[types.FrameType, float]] = {}
+        for ident, frame in frames.items():
+            if ident in lock_waiters or ident in _snapshot.internal_thread_idents:
+                continue
+            wait_frame = _untimed_condition_wait(frame)
+            if wait_frame is None:
+                continue
+            earlier = self.condition_waits.get(ident)
+            # The frame object itself is kept until the next look: its identity is the episode.
+            first_seen = earlier[1] if earlier is not None and earlier[0] is wait_frame else now
+            seen[ident] = (wait_frame, first_seen)
+            if now - first_seen >= timeout:
+                name = "Condition.wait_for" if _in_wait_for(wait_frame) else "Condition.wait"
+                hung[ident] = (("condition", ident, id(wait_frame), first_seen), now - first_seen, name)
+        del frames
+        self.condition_waits = seen
+        live_episodes = {episode for episode, _seconds, _where in hung.values()}
+        new = {ident: info for ident, info in hung.items() if info[0] not in self.hangs_reported}
+        self.hangs_reported &= live_episodes
+        if new:
+            self.hangs_reported |= {info[0] for info in new.values()}
+            self._report_hang(new)
+
+    def _report_hang(self, hung: dict[int, tuple[Any, float, str]]) -> None:
+        report = _snapshot.take("hang")
+        threads = []
+        parts = []
+        for info in report.threads:
+            changes: dict[str, Any] = {"stack": _user_stack(info.stack)}
+            if info.id in hung:
+                _episode, seconds, where = hung[info.id]
+                changes["role"] = "hung"
+                if info.waiting_for is None:
+                    changes["waiting_seconds"] = round(seconds, 3)
+                    if info.waiting_in is None:
+                        changes["waiting_in"] = where
+                    parts.append(f'thread "{info.name}" has been waiting in {changes["waiting_in"]} for {seconds:.1f} s')
+                else:
+                    lock = report.lock(info.waiting_for)
+                    title = lock.title if lock is not None else info.waiting_for
+                    owner = report.thread(lock.owner) if lock is not None and lock.owner is not None else None
+                    held = f' held by thread "{owner.name}"' if owner is not None else ""
+                    parts.append(f'thread "{info.name}" has been waiting for lock "{title}"{held} for {seconds:.1f} s')
+            threads.append(dataclasses.replace(info, **changes))
+        if not parts:
+            return  # the waits ended before the snapshot: nothing hangs any more
+        summary = f"Hang (blocked longer than hang_timeout={self.config.hang_timeout} s): " + "; ".join(parts)
+        self.emit(report.replace(threads=tuple(threads), summary=summary))
+
+    # --- snapshots and output ---------------------------------------------------------
+
+    def write_snapshot(self) -> None:
+        report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
+        report = report.replace(threads=tuple(dataclasses.replace(t, stack=_user_stack(t.stack)) for t in report.threads))
+        paths = self.write(report)
+        _events.publish(report, paths)
+        if paths:
+            try:
+                _signals.write_last_snapshot(paths[0])
+            except OSError as exc:
+                _say_once("last-snapshot", f"cannot record the latest snapshot for `lockwatch dump`: {exc}")
+        if _events.print_to_stderr and paths:
+            # A person asked for it from outside: say where it is, without flooding the program's stderr.
+            _print(f"lockwatch: snapshot written to {', '.join(paths)}\n")
+
+    def write(self, report: Report) -> list[str]:
+        """Write the dump files; an unwritable dump_dir is said once and yields no paths."""
+        try:
+            from lockwatch import _dump
+
+            return list(_dump.write_report(report, self.dump_dir))
+        except OSError as exc:
+            _say_once(
+                f"dump_dir:{self.dump_dir}",
+                f"cannot write dumps to {self.dump_dir}: {exc}. Reports are printed to stderr only.",
+            )
+        except Exception as exc:
+            _say_once("dump-error", f"writing a dump failed: {exc!r}. Reports are printed to stderr only.")
+        return []
+
+    def emit(self, report: Report) -> list[str]:
+        """Write, publish and print a deadlock or hang report, as every lockwatch report is."""
+        paths = self.write(report)
+        _events.publish(report, paths)
+        if _events.print_to_stderr:
+            try:
+                from lockwatch import _text
+
+                text = _text.format_report(report)
+            except Exception as exc:
+                _say_once("text-error", f"formatting the report failed: {exc!r}")
+                text = f"{report.kind.upper()}: {report.summary}\n"
+            if paths:
+                text += f"lockwatch: {report.kind} dump written to {', '.join(paths)}\n"
+            _print(text)
+        return paths
+
+
+def _print(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _untimed_condition_wait(frame: types.FrameType | None) -> types.FrameType | None:
+    """The Condition.wait frame a thread is blocked in without a timeout, if any."""
+    depth = 0
+    while frame is not None and depth < 8:
+        if frame.f_code is _CONDITION_WAIT_CODE:
+            if _UNTIMED_WAIT_LINES is None or frame.f_lineno in _UNTIMED_WAIT_LINES:
+                return frame
+            return None
+        frame = frame.f_back
+        depth += 1
+    return None
+
+
+def _in_wait_for(frame: types.FrameType) -> bool:
+    outer = frame.f_back
+    return outer is not None and outer.f_code is _CONDITION_WAIT_FOR_CODE
+
+
+# --- the one watchdog of this process --------------------------------------------------
+
+_control = _allocate_raw_lock()  # serialises activate/deactivate (replaced after fork)
+_watchdog: _Watchdog | None = None
+_atexit_registered = False
 
 
 def activate(config: Config) -> None:
-    pass
+    """Start the watchdog thread with ``config``, or give the running one the new configuration."""
+    global _watchdog, _atexit_registered
+    with _control:
+        watchdog = _watchdog
+        if watchdog is None or watchdog.stopping:
+            watchdog = _Watchdog(config)
+            _watchdog = watchdog
+            watchdog.start()
+        else:
+            old_dir = watchdog.dump_dir
+            watchdog.config = config
+            watchdog.dump_dir = os.path.abspath(config.dump_dir)
+            if old_dir != watchdog.dump_dir and _signals.is_registered():
+                _register(watchdog)
+            watchdog.wake_up()  # a shorter interval takes effect now
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+        _apply_signal_setting(watchdog)
+
+
+def _apply_signal_setting(watchdog: _Watchdog) -> None:
+    if watchdog.config.signal:
+        if _signals.install_handler(_request_snapshot) and not _signals.is_registered():
+            _register(watchdog)
+    else:
+        _signals.uninstall_handler()
+        _signals.unregister()
+
+
+def _register(watchdog: _Watchdog) -> None:
+    try:
+        _signals.register(watchdog.dump_dir)
+    except OSError as exc:
+        _say_once("register", f"cannot register for `lockwatch dump` in {_signals.registry_dir()}: {exc}")
+
+
+def _request_snapshot() -> None:
+    watchdog = _watchdog
+    if watchdog is not None and not watchdog.stopping:
+        watchdog.request_snapshot()
 
 
 def deactivate() -> None:
-    pass
+    """Stop the watchdog thread (waiting briefly for it), restore SIGUSR1, remove the registration."""
+    global _watchdog
+    with _control:
+        watchdog = _watchdog
+        _watchdog = None
+    if watchdog is not None:
+        watchdog.stop()
+    _signals.uninstall_handler()
+    _signals.unregister()
+
+
+def is_running() -> bool:
+    """Whether a watchdog thread is running in this process."""
+    watchdog = _watchdog
+    return watchdog is not None and not watchdog.stopping
+
+
+def watchdog_ident() -> int | None:
+    """The thread id of the running watchdog, if any."""
+    watchdog = _watchdog
+    return None if watchdog is None else watchdog.ident
+
+
+def _at_exit() -> None:
+    # atexit runs after threading has joined the non-daemon threads, so the
+    # watchdog kept watching them until now; stop it before the interpreter
+    # freezes daemon threads.
+    watchdog = _watchdog
+    if watchdog is not None:
+        watchdog.stop(timeout=1.0)
+    _signals.unregister()
+
+
+def _after_fork_in_child() -> None:
+    """The parent's watchdog thread does not exist here: start a fresh one with the same settings."""
+    global _control, _watchdog
+    _control = _allocate_raw_lock()
+    old = _watchdog
+    _watchdog = None
+    _signals.forget_registration()
+    if old is None:
+        return
+    if old.ident is not None:
+        _snapshot.internal_thread_idents.discard(old.ident)
+    if old.stopping:
+        return
+    watchdog = _Watchdog(old.config)
+    _watchdog = watchdog
+    watchdog.start()
+    if _signals.handler_installed():
+        _register(watchdog)
+
+
+_state.on_fork_child(_after_fork_in_child)
