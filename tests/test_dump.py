@@ -1,0 +1,320 @@
+"""Dump files: names, atomic writes, round trips, the shipped schema, and clear errors on bad dumps."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lockwatch
+from _sample_reports import SAMPLES, deadlock, real_deadlock
+from lockwatch import _dump, _render
+from lockwatch._dump import dump_json, load_dump, write_report
+from lockwatch._errors import DumpError, RenderError
+from lockwatch._model import Report
+
+SCHEMA = Path(lockwatch.__file__).parent / "dump-schema.json"
+
+
+@pytest.fixture(scope="module")
+def real_report() -> Report:
+    return real_deadlock()
+
+
+def _only_line(exc: pytest.ExceptionInfo[DumpError]) -> str:
+    message = str(exc.value)
+    assert "\n" not in message and message
+    return message
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip(tmp_path: Path, name: str) -> None:
+    report = SAMPLES[name]()
+    paths = write_report(report, tmp_path / "dumps")
+    assert load_dump(paths[0]) == report
+
+
+@pytest.mark.timeout(30)
+def test_round_trip_of_a_real_deadlock(tmp_path: Path, real_report: Report) -> None:
+    paths = write_report(real_report, tmp_path)
+    assert load_dump(paths[0]) == real_report
+    assert len(real_report.cycles) == 1 and real_report.cycles[0][0].lock
+
+
+def test_names_and_companions(tmp_path: Path) -> None:
+    report = deadlock()
+    paths = write_report(report, str(tmp_path / "new" / "dir"))  # the directory is created
+    pattern = rf"deadlock-\d{{8}}-\d{{6}}-{report.pid}-1"
+    assert re.fullmatch(pattern + r"\.json", os.path.basename(paths[0]))
+    base = paths[0][: -len(".json")]
+    expected = [base + ".json", base + ".dot"] + ([base + ".svg"] if _render.has_dot() else [])
+    assert paths == expected
+    assert Path(base + ".dot").read_text(encoding="utf-8") == _render.to_dot(report)
+    if _render.has_dot():
+        assert "<svg" in Path(base + ".svg").read_text(encoding="utf-8")
+    assert sorted(os.listdir(tmp_path / "new" / "dir")) == sorted(os.path.basename(p) for p in paths)
+
+
+def test_json_is_pretty_sorted_and_stable(tmp_path: Path) -> None:
+    first, second = write_report(deadlock(), tmp_path)[0], write_report(deadlock(), tmp_path)[0]
+    text = Path(first).read_text(encoding="utf-8")
+    assert text == Path(second).read_text(encoding="utf-8") == dump_json(deadlock())
+    assert text.startswith('{\n  "argv": [') and text.endswith("}\n")
+    assert list(json.loads(text)) == sorted(json.loads(text))
+    assert json.loads(text)["lockwatch"] == 1
+
+
+def test_several_dumps_in_one_second_get_unique_names(tmp_path: Path) -> None:
+    paths = [write_report(deadlock(), tmp_path)[0] for _ in range(12)]
+    assert len(set(paths)) == 12
+    assert sorted(int(p.rsplit("-", 1)[1][: -len(".json")]) for p in paths) == list(range(1, 13))
+
+
+@pytest.mark.timeout(30)
+def test_concurrent_writers_never_share_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # keep it fast: no svg
+    start = threading.Barrier(8, timeout=10)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                results.append(write_report(deadlock(), tmp_path)[0])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not errors and len(results) == 40 and len(set(results)) == 40
+    assert all(load_dump(path) == deadlock() for path in results)
+
+
+def test_no_temporary_files_are_left_and_files_are_readable(tmp_path: Path) -> None:
+    write_report(deadlock(), tmp_path)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".") or name.endswith(".tmp")]
+    json_file = next(tmp_path.glob("*.json"))
+    assert json_file.stat().st_mode & 0o044 == 0o044
+
+
+def test_a_failed_write_leaves_no_partial_dump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_fsync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match=f"cannot write a dump in {re.escape(str(tmp_path))}: No space left on device"):
+        write_report(deadlock(), tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_without_hard_links_names_are_still_unique(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: Any, dst: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    paths = [write_report(deadlock(), tmp_path)[0] for _ in range(3)]
+    assert len(set(paths)) == 3 and all(load_dump(p) == deadlock() for p in paths)
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_unwritable_dump_dir_raises_oserror_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError, match=re.escape(str(blocker / "dumps"))):
+        write_report(deadlock(), blocker / "dumps")
+
+
+def test_svg_failure_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(source: str, fmt: str, timeout: float = 1.0) -> bytes:
+        raise RenderError("Graphviz's 'dot' took too long")
+
+    monkeypatch.setattr(_render, "has_dot", lambda: True)
+    monkeypatch.setattr(_render, "run_dot", failing)
+    paths = write_report(deadlock(), tmp_path)
+    assert [Path(p).suffix for p in paths] == [".json", ".dot"]
+    assert sorted(Path(p).suffix for p in tmp_path.iterdir()) == [".dot", ".json"]
+
+
+def test_dot_failure_keeps_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(report: Report) -> str:
+        raise ImportError("No module named 'graphviz'")
+
+    monkeypatch.setattr(_render, "to_dot", failing)
+    paths = write_report(deadlock(), tmp_path)
+    assert len(paths) == 1 and load_dump(paths[0]) == deadlock()
+
+
+def test_no_svg_without_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    assert [Path(p).suffix for p in write_report(deadlock(), tmp_path)] == [".json", ".dot"]
+
+
+def test_odd_created_time_still_gives_a_name(tmp_path: Path) -> None:
+    path = write_report(deadlock().replace(created="yesterday", kind="deadlock"), tmp_path)[0]
+    assert re.fullmatch(r"deadlock-\d{8}-\d{6}-4242-1\.json", os.path.basename(path))
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DumpError) as info:
+        load_dump(tmp_path / "nope.json")
+    assert _only_line(info) == f"{tmp_path / 'nope.json'}: no such file"
+
+
+def test_load_directory(tmp_path: Path) -> None:
+    with pytest.raises(DumpError) as info:
+        load_dump(tmp_path)
+    assert _only_line(info) == f"{tmp_path}: is a directory, not a dump file"
+
+
+def test_load_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "d.json"
+    path.write_text("{}")
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    # Tests may run as root, where chmod 000 does not stop reading: fail the open instead.
+    monkeypatch.setattr(_dump, "open", denied, raising=False)
+    with pytest.raises(DumpError) as info:
+        load_dump(path)
+    assert _only_line(info) == f"{path}: cannot read it: Permission denied"
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"\xff\xfe\x00garbage", "not a lockwatch dump (not UTF-8 text: bad byte at offset 0)"),
+        (b"", "not a lockwatch dump (the file is empty)"),
+        (b'{\n  "lockwatch": 1,\n  "kind": }', "not JSON: Expecting value at line 3, column 11"),
+        (b"[1, 2]", 'not a lockwatch dump (no "lockwatch" format version key)'),
+        (b'{"name": "some other tool"}', 'not a lockwatch dump (no "lockwatch" format version key)'),
+        (b'{"lockwatch": "1"}', "not a lockwatch dump (format version '1' is not an integer)"),
+        (b'{"lockwatch": 2, "kind": "deadlock"}', "dump format version 2 is newer than this lockwatch understands"),
+        (b'{"lockwatch": 1, "kind": "deadlock", "created": "x", "pid": 1, "argv": [], "python": "3"}',
+         "malformed dump: dump has no 'threads'"),
+        (b"[" * 100000, "not a lockwatch dump (JSON nested too deeply)"),
+    ],
+    ids=["not-utf8", "empty", "not-json", "json-list", "other-json", "version-type", "newer", "malformed", "deep"],
+)
+def test_load_bad_content(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(content)
+    with pytest.raises(DumpError) as info:
+        load_dump(path)
+    message = _only_line(info)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+def test_load_accepts_extra_keys_and_a_bom(tmp_path: Path) -> None:
+    data = deadlock().to_dict()
+    data["written_by"] = "a future lockwatch 1.x"
+    data["threads"][0]["cpu"] = 0.5
+    path = tmp_path / "d.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode("utf-8"))
+    assert load_dump(path) == deadlock()
+
+
+# -- the shipped JSON schema ---------------------------------------------------------------------
+
+
+def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str = "$") -> None:
+    """Just enough of JSON Schema 2020-12 for our schema (no jsonschema dependency)."""
+    if "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        _validate(value, target, root, where)
+    if "const" in schema:
+        assert value == schema["const"], where
+    if "enum" in schema:
+        assert value in schema["enum"], where
+    if "oneOf" in schema:
+        matches = 0
+        for option in schema["oneOf"]:
+            try:
+                _validate(value, option, root, where)
+                matches += 1
+            except AssertionError:
+                pass
+        assert matches == 1, where
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        checks = {
+            "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+            "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool),
+            "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+            "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            "null": lambda v: v is None,
+        }
+        assert any(checks[t](value) for t in types), f"{where}: {value!r} is not {types}"
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            assert key in value, f"{where}: missing {key}"
+        for key, item in value.items():
+            if key in schema.get("properties", {}):
+                _validate(item, schema["properties"][key], root, f"{where}.{key}")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                _validate(item, schema["additionalProperties"], root, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            _validate(item, schema["items"], root, f"{where}[{index}]")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and "minimum" in schema:
+        assert value >= schema["minimum"], where
+
+
+def test_schema_is_shipped_and_describes_every_dump() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    for make in SAMPLES.values():
+        _validate(json.loads(dump_json(make())), schema, schema)
+    # Every key the writer emits is documented in the schema.
+    data = json.loads(dump_json(deadlock()))
+    assert set(data) == set(schema["properties"])
+    assert set(data["threads"][0]) == set(schema["$defs"]["thread"]["properties"])
+    assert set(data["locks"][0]) == set(schema["$defs"]["lock"]["properties"])
+
+
+def test_schema_rejects_what_load_dump_rejects() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    data = json.loads(dump_json(deadlock()))
+    del data["threads"][0]["stack"]
+    with pytest.raises(AssertionError):
+        _validate(data, schema, schema)
+    newer = json.loads(dump_json(deadlock())) | {"lockwatch": 2}
+    with pytest.raises(AssertionError):
+        _validate(newer, schema, schema)
+
+
+@pytest.mark.timeout(30)
+def test_schema_describes_a_real_dump(real_report: Report) -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    _validate(json.loads(dump_json(real_report)), schema, schema)
+
+
+def test_the_documented_example_is_a_valid_dump(tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "dump-format.md").read_text(encoding="utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.json"
+    path.write_text(example, encoding="utf-8")
+    report = load_dump(path)
+    assert report.kind == "deadlock" and [t.name for t in report.threads] == ["left", "right"]
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    _validate(json.loads(example), schema, schema)
