@@ -8,6 +8,7 @@ from lockwatch._errors import (
     LockOrderViolation,
     LockOrderWarning,
     LockwatchError,
+    RenderError,
 )
 from lockwatch._locks import Lock, RLock
 from lockwatch._model import Report
@@ -25,6 +26,7 @@ __all__ = [
     "LockOrderViolation",
     "LockOrderWarning",
     "LockwatchError",
+    "RenderError",
     "RLock",
     "Report",
     "is_patched",
