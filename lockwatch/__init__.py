@@ -1,5 +1,6 @@
 """lockwatch: deadlock detection and lock instrumentation for Python threads."""
 
+from lockwatch._baseline import write_baseline
 from lockwatch._config import Config
 from lockwatch._errors import (
     ConfigError,
@@ -33,4 +34,5 @@ __all__ = [
     "patch",
     "snapshot",
     "unpatch",
+    "write_baseline",
 ]

@@ -40,7 +40,11 @@ class Patch:
                 threading.Lock = Lock  # type: ignore[misc, assignment]
                 threading.RLock = RLock  # type: ignore[misc, assignment]
             _active.append(self)
-        _apply(self.config)
+        try:
+            _apply(self.config)
+        except BaseException:
+            self.stop()  # e.g. an unreadable baseline: leave threading as it was
+            raise
         return self
 
     def stop(self) -> None:
