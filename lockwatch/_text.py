@@ -145,6 +145,13 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
             focus_ids.append(thread.id)
     if report.kind == "hang" and not focus_ids:
         focus_ids = [t.id for t in report.threads if _is_waiting(t)]
+    if report.kind == "hang":
+        # Whoever holds what a hung thread waits for is why it hangs: its stack matters too.
+        owners = {lock.id: lock.owner for lock in report.locks}
+        for ident in list(focus_ids):
+            owner = owners.get(by_id[ident].waiting_for or "")
+            if owner is not None and owner in by_id and owner not in focus_ids:
+                focus_ids.append(owner)
     focus = [by_id[i] for i in focus_ids]
     bystanders = [t for t in report.threads if t.role == "bystander" and t.id not in focus_ids]
     others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]

@@ -101,8 +101,12 @@ def test_hang_report() -> None:
     assert 'waits for lock "Server.lock" for 30.0 s, held by thread "holder"' in text
     assert "waits in Condition.wait for 12.5 s (for a notification, not a lock)" in text
     assert 'Thread "stuck" (id 202, hang):' in text
-    # The holder is not blocked: listed briefly with what it holds.
-    assert '"holder" (id 201) at server.py:70 in serve; holds "Server.lock"' in text
+    # The holder is not blocked, but it is why "stuck" hangs: shown in full after the waiters.
+    holder = text.split('Thread "holder" (id 201):')[1]
+    assert 'holds lock "Server.lock", created at server.py:10 in __init__' in holder
+    assert f'{BLOCKING_MARK}File "/app/server.py", line 70, in serve' in holder
+    assert text.index('Thread "consumer"') < text.index('Thread "holder"')
+    assert "Other threads:" not in text
 
 
 def test_hang_without_roles_shows_waiting_threads_in_full() -> None:
