@@ -650,6 +650,14 @@ def _build_report(finding: _Finding) -> Report:
                 live[serial] = lock
     attributes = _snapshot.attribute_labels(live.values())
     labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
+    for edge in finding.edges:
+        labels.setdefault(edge.from_serial, edge.from_label)
+        labels.setdefault(edge.to_serial, edge.to_label)
+    # Instances of one class share a label: tell them apart by id where they meet in one cycle.
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    labels = {serial: f"{label} (L{serial})" if seen[label] > 1 else label for serial, label in labels.items()}
     edges = [
         _order_edge(
             edge,
