@@ -13,6 +13,9 @@ It prints its PID at start so you can look inside it while it runs or hangs:
     lockwatch dump PID          # in another terminal: a snapshot of who holds and who waits
     kill -USR1 PID              # the same, by hand: a snapshot dump in ./lockwatch-dumps
 
+With ``--hang-on-enter`` it waits for Enter before the fatal pair, so you can
+take a snapshot of the healthy service first, then one of the hung service.
+
 Expect:
     python examples/hung_service.py
         serves requests, then hangs forever after "handling report #N" (Ctrl-C twice
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import sys
 import threading
 import time
 
@@ -81,6 +85,9 @@ def main() -> None:
     parser.add_argument("--deadlock-after", type=int, default=30, metavar="N",
                         help="requests served before the fatal pair (default 30)")
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
+    parser.add_argument("--hang-on-enter", action="store_true",
+                        help="after the first N requests, wait for Enter before sending the fatal pair "
+                        "(time to take a snapshot of the healthy service first)")
     args = parser.parse_args()
 
     pid = os.getpid()
@@ -97,6 +104,9 @@ def main() -> None:
         else:
             service.requests.put(("put", n))
         time.sleep(1.0 / args.rate)  # pacing the client, not forcing any interleaving
+    if args.hang_on_enter:
+        print("service healthy; press Enter to make it hang", flush=True)
+        sys.stdin.readline()
     print(f"handling report #{args.deadlock_after + 1} (and a put at the same moment)", flush=True)
     service.requests.put(("put", -(args.deadlock_after + 1)))
     service.requests.put(("report", -(args.deadlock_after + 1)))
