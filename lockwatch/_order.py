@@ -317,12 +317,21 @@ def _learn(state: _state.ThreadState, lock: Any, held: list[Any]) -> tuple[list[
                 seq=0,
                 generation=_generation,
             )
-            new_findings = []
+            new_findings = _cycle_findings(candidate, class_gates)
+            rule = None
             if existing is None or existing.generation != _generation:
                 rule = _declared_rule(before, lock)
-                if rule is not None:
-                    new_findings.append(_Finding(("declared", _identity(before), _identity(lock)), [candidate], rule))
-            new_findings.extend(_cycle_findings(candidate, class_gates))
+            if rule is not None:
+                # One report for one wrong acquire: the broken rule, with the cycle it closes if any.
+                cycle = new_findings[0] if new_findings else None
+                new_findings = [
+                    _Finding(
+                        ("declared", _identity(before), _identity(lock)),
+                        cycle.edges if cycle is not None else [candidate],
+                        rule,
+                        aliases=cycle.keys if cycle is not None else (),
+                    )
+                ]
             for finding in new_findings:
                 if raising:
                     refuse = True
@@ -721,14 +730,16 @@ _COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 def _summary(edges: Sequence[OrderEdge], rule: str | None, single_thread: bool) -> str:
     """The report's first paragraph, as prose."""
     parts = [_edge_phrase(edge) for edge in edges]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    cycle = f"{listed}: these {_COUNT_WORDS.get(len(parts), str(len(parts)))} orders can deadlock"
     if rule is not None:
-        edge = edges[0]
-        return (
+        edge = edges[-1]  # the wrong acquire; the edges before it are the cycle it closes
+        summary = (
             f'lock "{edge.to_label}" was acquired while holding lock "{edge.from_label}" '
             f"({_edge_context(edge)}), against the {rule}"
         )
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    summary = f"{listed}: these {_COUNT_WORDS.get(len(parts), str(len(parts)))} orders can deadlock"
+        return summary if len(edges) == 1 else f"{summary}; it also closes a cycle: {cycle}"
+    summary = cycle
     if single_thread:
         summary += (
             f' (all taken by one thread, "{edges[0].thread}": it cannot deadlock with itself, '
