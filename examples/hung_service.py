@@ -21,7 +21,9 @@ Expect:
         serves requests, then hangs forever after "handling report #N" (Ctrl-C twice
         to get out); nothing says why.
     lockwatch run examples/hung_service.py
-        the same, then a deadlock report within about a second of the hang: two
+        lock-order checking warns at the first ``report`` (request #10 by default),
+        seconds before anything hangs: cache -> stats and stats -> cache were both taken.
+        Then a deadlock report within about a second of the hang: two
         workers, each waiting for the lock the other holds, with their stacks; the
         process stays hung for you to inspect (``--on-deadlock exit`` ends it with
         status 86). ``lockwatch dump PID`` / SIGUSR1 write a snapshot at any time.

@@ -250,11 +250,15 @@ def worker_waits(dump: dict[str, Any]) -> dict[str, str | None]:
 
 @pytest.mark.timeout(120)
 def test_hung_service_snapshot_then_deadlock_exit(tmp_path: Path) -> None:
-    service = Service(tmp_path, "exit", ["--deadlock-after", "3", "--rate", "100", "--hang-on-enter"])
+    service = Service(tmp_path, "exit", ["--deadlock-after", "12", "--rate", "100", "--hang-on-enter"])
     try:
         service.wait_for_output("press Enter")
         pid_line = service.stdout().splitlines()[0]
         assert f"pid {service.process.pid}" in pid_line
+        # Request #10 was a report: its stats -> cache order against the puts' cache -> stats
+        # is reported while the service is still healthy, waiting for Enter.
+        wait_until(lambda: dumps(service.dump_dir, "lock-order"), RUN_TIMEOUT, "lock-order dump", service.process)
+        assert dumps(service.dump_dir, "deadlock") == []
 
         healthy = service.snapshot()
         assert healthy["kind"] == "snapshot"
@@ -284,6 +288,7 @@ def test_hung_service_stays_hung_and_answers_snapshots(tmp_path: Path) -> None:
         wait_until(lambda: dumps(service.dump_dir, "deadlock"), RUN_TIMEOUT, "deadlock dump", service.process)
         (dump,) = dumps(service.dump_dir, "deadlock")
         (names,) = deadlocked_names(dump)
+        assert len(names) == 2 and all(name.startswith("worker-") for name in names)
 
         hung = service.snapshot()
         assert hung["kind"] == "snapshot"
