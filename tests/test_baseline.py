@@ -1,0 +1,263 @@
+"""Lock-order baselines: accepted orders are written once, later runs report only new ones."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import lockwatch
+from lockwatch import _baseline, _order
+from lockwatch._errors import ConfigError, LockOrderViolation, LockOrderWarning
+
+pytestmark = pytest.mark.timeout(30)
+
+HERE = "tests/test_baseline.py"
+
+
+@pytest.fixture
+def watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    _order.reset()
+    for name in ("ORDER", "DECLARED_ORDER", "BASELINE"):
+        monkeypatch.delenv(f"LOCKWATCH_{name}", raising=False)
+
+    def start(**settings: Any) -> Any:
+        settings.setdefault("on_deadlock", "report")
+        settings.setdefault("interval", 5)
+        settings.setdefault("dump_dir", str(tmp_path / "dumps"))
+        return lockwatch.patch(**settings)
+
+    yield start
+    lockwatch.unpatch()
+    _order.reset()
+
+
+def new_run(start: Callable[..., Any], **settings: Any) -> None:
+    """What a second process would be: nothing learned, a fresh activation."""
+    lockwatch.unpatch()
+    _order.reset()
+    start(**settings)
+
+
+class Store:
+    """Two locks with fixed creation sites: each run makes new instances of the same classes."""
+
+    def __init__(self) -> None:
+        self.index = lockwatch.Lock()
+        self.data = lockwatch.Lock()
+        self.journal = lockwatch.Lock()
+
+
+def take(outer: Any, inner: Any, name: str) -> None:
+    def body() -> None:
+        with outer:
+            with inner:
+                pass
+
+    thread = threading.Thread(target=body, name=name)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def inversion(store: Store) -> None:
+    take(store.index, store.data, "reader")
+    take(store.data, store.index, "writer")
+
+
+def site(lock: Any) -> str:
+    return f"{HERE}:{lock.site[1]}"
+
+
+def label(lock: Any) -> str:
+    return f"Lock from test_baseline.py:{lock.site[1]}"
+
+
+def order_warnings(record: list[warnings.WarningMessage]) -> list[LockOrderWarning]:
+    return [w.message for w in record if isinstance(w.message, LockOrderWarning)]
+
+
+def test_write_baseline_is_stable_json(watch: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    watch()
+    store = Store()
+    _order.set_test_name("test_write")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            inversion(store)
+    finally:
+        _order.set_test_name(None)
+    path = tmp_path / "lockwatch-baseline.json"
+    assert lockwatch.write_baseline(path) == str(path)
+    document = json.loads(path.read_text())
+    assert document["lockwatch_baseline"] == 1
+    assert document["suppressions"] == []
+    mine = [e for e in document["edges"] if e["from"].startswith(HERE)]
+    assert mine == sorted(
+        [
+            {"from": site(store.index), "to": site(store.data), "from_label": label(store.index),
+             "to_label": label(store.data), "thread": "reader", "test": "test_write"},
+            {"from": site(store.data), "to": site(store.index), "from_label": label(store.data),
+             "to_label": label(store.index), "thread": "writer", "test": "test_write"},
+        ],
+        key=lambda e: (e["from"], e["to"]),
+    )
+    first = path.read_text()
+    lockwatch.write_baseline(path)
+    assert path.read_text() == first  # deterministic
+
+
+def test_rerun_with_baseline_reports_nothing(watch: Any, tmp_path: Path) -> None:
+    watch()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        inversion(Store())
+    assert len(order_warnings(record)) == 1  # without a baseline: reported
+    path = tmp_path / "baseline.json"
+    lockwatch.write_baseline(path)
+
+    new_run(watch, baseline=str(path))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        inversion(Store())
+    assert order_warnings(record) == []
+    assert len(list((tmp_path / "dumps").glob("*.json"))) == 1  # only the first run's
+
+
+def test_a_new_edge_not_in_the_baseline_is_reported(watch: Any, tmp_path: Path) -> None:
+    watch()
+    take(Store().index, Store().data, "reader")  # only index -> data is known and accepted
+    path = tmp_path / "baseline.json"
+    lockwatch.write_baseline(path)
+
+    new_run(watch, baseline=str(path), order="raise")
+    store = Store()
+    take(store.index, store.data, "reader")
+    with pytest.raises(LockOrderViolation) as caught:
+        with store.data:
+            with store.index:
+                pass
+    cycle = caught.value.report.order_cycles[0]
+    assert [(e.from_, e.to) for e in cycle] == [(store.index.id, store.data.id), (store.data.id, store.index.id)]
+
+
+def test_suppressed_edges_never_take_part_in_reports(watch: Any, tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    store = Store()
+    path.write_text(
+        json.dumps(
+            {
+                "lockwatch_baseline": 1,
+                "edges": [],
+                "suppressions": [
+                    {"from": site(store.data), "to": site(store.index),
+                     "reason": "writer only runs at start-up, before any reader exists"}
+                ],
+            }
+        )
+    )
+    watch(baseline=str(path))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        inversion(store)
+        assert order_warnings(record) == []
+        # A cycle through unsuppressed edges is still reported.
+        take(store.data, store.journal, "journaler")
+        take(store.journal, store.data, "replayer")
+    [warning] = order_warnings(record)
+    assert {(e.from_, e.to) for e in warning.report.order_cycles[0]} == {
+        (store.data.id, store.journal.id),
+        (store.journal.id, store.data.id),
+    }
+
+    # Rewriting the baseline keeps the suppression and its reason.
+    lockwatch.write_baseline(path)
+    document = json.loads(path.read_text())
+    assert document["suppressions"] == [
+        {"from": site(store.data), "to": site(store.index),
+         "reason": "writer only runs at start-up, before any reader exists"}
+    ]
+    assert {(e["from"], e["to"]) for e in document["edges"]} >= {
+        (site(store.index), site(store.data)),
+        (site(store.data), site(store.journal)),
+    }
+
+
+def test_same_class_orders_are_in_the_baseline(watch: Any, tmp_path: Path) -> None:
+    watch()
+    first, second = Store(), Store()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        take(first.index, second.index, "one")
+        take(second.index, first.index, "two")
+    path = tmp_path / "baseline.json"
+    lockwatch.write_baseline(path)
+    edges = json.loads(path.read_text())["edges"]
+    assert {"from": site(first.index), "to": site(first.index)}.items() <= edges[0].items()
+
+    new_run(watch, baseline=str(path))
+    first, second = Store(), Store()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        take(first.index, second.index, "one")
+        take(second.index, first.index, "two")
+    assert order_warnings(record) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("{not json", "is not JSON"),
+        ("[1, 2]", 'is not a lockwatch baseline (no "lockwatch_baseline" version key)'),
+        ('{"lockwatch_baseline": 2, "edges": []}', "format version 2 is newer"),
+        ('{"lockwatch_baseline": 1, "edges": {}}', '"edges" must be a list, not dict'),
+        ('{"lockwatch_baseline": 1, "edges": [{"from": "a.py:1"}]}', 'edges[0] needs "from" and "to"'),
+        (
+            '{"lockwatch_baseline": 1, "suppressions": [{"from": "a.py:1", "to": "a.py:2"}]}',
+            'suppressions[0] (a.py:1 -> a.py:2) needs a "reason"',
+        ),
+        (
+            '{"lockwatch_baseline": 1, "suppressions": [{"from": "a.py:1", "to": "a.py:2", "reason": " "}]}',
+            'needs a "reason"',
+        ),
+    ],
+    ids=["missing", "not-json", "not-baseline", "newer", "edges-not-list", "edge-shape", "no-reason", "blank-reason"],
+)
+def test_bad_baseline_is_a_clear_config_error(
+    watch: Any, tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "baseline.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=".*".join(map(_escape, ("lock-order baseline", str(path), message)))):
+        _baseline.load_baseline(path)
+    with pytest.raises(ConfigError):
+        watch(baseline=str(path))
+    assert not lockwatch.is_patched()  # a failed start leaves threading as it was
+    if content is not None:
+        with pytest.raises(ConfigError):
+            lockwatch.write_baseline(path)  # would lose what is in the file
+        assert path.read_text() == content
+
+
+def _escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_baseline_from_environment(watch: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_text('{"lockwatch_baseline": 1, "edges": [], "suppressions": []}')
+    monkeypatch.setenv("LOCKWATCH_BASELINE", str(path))
+    watch()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        inversion(Store())
+    assert len(order_warnings(record)) == 1  # an empty baseline accepts nothing
