@@ -563,3 +563,78 @@ def test_warning_as_error_refuses_cleanly(watch: Any) -> None:
                 a.acquire()
     assert not a.locked() and not b.locked()
     assert _state.current_state().held == []
+
+
+def test_locks_taken_while_reporting_are_not_checked(watch: Any) -> None:
+    watch()
+    x, y = lockwatch.Lock(name="x"), lockwatch.Lock(name="y")
+    reports: list[Any] = []
+
+    def listener(report: Any, paths: Any) -> None:
+        # A listener (or a logging handler, or pytest's capture) taking instrumented
+        # locks in "inverted" orders while lockwatch reports: neither checked nor reported.
+        reports.append(report)
+        nest(x, y)()
+        nest(y, x)()
+
+    _events.subscribe(listener)
+    try:
+        a, b = lockwatch.Lock(name="a"), lockwatch.Lock(name="b")
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            run_in_thread(nest(a, b), "t1")
+            run_in_thread(nest(b, a), "t2")
+    finally:
+        _events.unsubscribe(listener)
+    assert len(reports) == 1 and len(order_warnings(record)) == 1
+    assert edges_between(x, y) == []
+
+
+def test_own_failure_is_said_once_and_checking_gets_out_of_the_way(
+    watch: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch()
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_order, "_acquire_stack", broken)
+    a, b, c = lockwatch.Lock(), lockwatch.Lock(), lockwatch.Lock()
+    nest(a, b)()  # the program goes on
+    nest(a, c)()
+    assert not a.locked() and not b.locked()
+    assert _state.order_checker is None
+    err = capsys.readouterr().err
+    assert err.count("lock-order checking failed and is now off") == 1 and "boom" in err
+
+
+def test_stdlib_queue_and_condition_hand_offs_are_not_reported(watch: Any) -> None:
+    watch()
+    import queue
+
+    app_lock = threading.Lock()
+    jobs: queue.Queue[int] = queue.Queue(maxsize=2)
+    done = threading.Condition()
+    results: list[int] = []
+
+    def consumer() -> None:
+        for _ in range(50):
+            item = jobs.get(timeout=5)
+            with app_lock:
+                with done:
+                    results.append(item)
+                    done.notify_all()
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        worker = threading.Thread(target=consumer, name="consumer")
+        worker.start()
+        for item in range(50):
+            with app_lock:
+                pass
+            jobs.put(item, timeout=5)
+        with done:
+            assert done.wait_for(lambda: len(results) == 50, timeout=10)
+        worker.join(10)
+    assert not worker.is_alive()
+    assert order_warnings(record) == []
