@@ -63,6 +63,7 @@ class Service:
                 self.put(number, fatal=number < 0)
             else:
                 self.report(number, fatal=number < 0)
+            self.requests.task_done()
 
     def put(self, key: int, fatal: bool = False) -> None:
         with self.cache_lock:
@@ -107,7 +108,8 @@ def main() -> None:
             service.requests.put(("put", n))
         time.sleep(1.0 / args.rate)  # pacing the client, not forcing any interleaving
     if args.hang_on_enter:
-        print("service healthy; press Enter to make it hang", flush=True)
+        service.requests.join()  # every request so far answered: the service is idle and healthy
+        print(f"service healthy, {args.deadlock_after} requests answered; press Enter to make it hang", flush=True)
         sys.stdin.readline()
     print(f"handling report #{args.deadlock_after + 1} (and a put at the same moment)", flush=True)
     service.requests.put(("put", -(args.deadlock_after + 1)))
