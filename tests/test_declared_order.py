@@ -23,14 +23,18 @@ def watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
     for name in ("ORDER", "DECLARED_ORDER", "BASELINE"):
         monkeypatch.delenv(f"LOCKWATCH_{name}", raising=False)
 
+    handles: list[Any] = []
+
     def start(**settings: Any) -> Any:
         settings.setdefault("on_deadlock", "report")
         settings.setdefault("interval", 5)
         settings.setdefault("dump_dir", str(tmp_path / "dumps"))
-        return lockwatch.patch(**settings)
+        handles.append(lockwatch.patch(**settings))
+        return handles[-1]
 
     yield start
-    lockwatch.unpatch()
+    for handle in reversed(handles):  # only ours: an outer session patch stays
+        handle.stop()
     _order.reset()
 
 
