@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import queue
 import sys
 import threading
 import weakref
@@ -34,7 +35,7 @@ _LOCKWATCH_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Files whose frames are not "the user's acquire line": lockwatch itself, and the
 # stdlib wrappers that take locks on the user's behalf (Condition, Queue).
 _WRAPPER_FILES = frozenset(
-    os.path.normcase(os.path.abspath(path)) for path in (threading.__file__, __import__("queue").__file__)
+    os.path.normcase(os.path.abspath(path)) for path in (threading.__file__, queue.__file__)
 )
 
 
