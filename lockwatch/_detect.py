@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Mapping, NamedTuple, Sequence
-
-import networkx as nx
+from typing import TYPE_CHECKING, Hashable, Mapping, NamedTuple, Sequence
 
 from lockwatch._model import CycleStep, Report
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class Wait(NamedTuple):
@@ -33,6 +34,10 @@ def wait_for_graph(waits: Waits) -> nx.DiGraph:
     Nodes are ``("thread", ident)`` and ``("lock", id)`` so a thread and a lock
     never collide; a lock that nobody owns has no outgoing edge.
     """
+    # Imported on first use: most looks find nobody blocked and never get here,
+    # and `import lockwatch` stays cheap.
+    import networkx as nx
+
     graph = nx.DiGraph()
     for ident, wait in waits.items():
         lock = _lock_node(wait.lock)
@@ -51,6 +56,8 @@ def find_cycles(waits: Waits) -> list[tuple[CycleStep, ...]]:
     """
     if not waits:
         return []
+    import networkx as nx
+
     graph = wait_for_graph(waits)
     cycles = []
     for nodes in nx.simple_cycles(graph):
@@ -77,7 +84,7 @@ def bystanders(waits: Waits, cycles: Sequence[Sequence[CycleStep]]) -> list[int]
     for ident in in_cycles:
         node = _thread_node(ident)
         if node in graph:
-            behind |= nx.ancestors(graph, node)
+            behind |= _ancestors(graph, node)
     return sorted(node[1] for node in behind if node[0] == "thread" and node[1] not in in_cycles)
 
 
@@ -121,3 +128,9 @@ def describe_cycle(cycle: Sequence[CycleStep], report: Report) -> str:
         else:
             parts.append(f"which waits for lock {lock_name(step.lock)} held by {held_by}")
     return ", ".join(parts)
+
+
+def _ancestors(graph: nx.DiGraph, node: Hashable) -> set[Hashable]:
+    import networkx as nx
+
+    return set(nx.ancestors(graph, node))

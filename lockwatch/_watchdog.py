@@ -19,7 +19,7 @@ from lockwatch import _detect, _events, _signals, _snapshot, _state
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
-from lockwatch._model import CycleStep, Frame, Report
+from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
 
 # A wait as the watchdog sees it: (thread ident, lock serial, wait_since, owner ident).
 # Equal keys on two consecutive looks mean the very same wait, still blocked on the same owner.
@@ -67,11 +67,23 @@ def _is_lockwatch_frame(frame: Frame) -> bool:
     return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
 
 
-def _user_stack(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
-    """The stack without lockwatch's own innermost frames: the blocking line comes last."""
+_THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
+
+
+def _user_stack(info: ThreadInfo) -> tuple[Frame, ...]:
+    """The stack without lockwatch's own innermost frames: the blocking line comes last.
+
+    For a lock wait, threading's own frames go too (``Condition.__enter__``),
+    so the last frame is the user's ``with cond:``; a Condition wait keeps
+    them, since "blocked in Condition.wait" is the point.
+    """
+    stack = info.stack
     end = len(stack)
     while end > 0 and _is_lockwatch_frame(stack[end - 1]):
         end -= 1
+    if info.waiting_for is not None:
+        while end > 0 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
+            end -= 1
     return stack[:end] if end else stack
 
 
@@ -215,7 +227,7 @@ class _Watchdog:
             dataclasses.replace(
                 info,
                 role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else None,
-                stack=_user_stack(info.stack),
+                stack=_user_stack(info),
             )
             for info in report.threads
         )
@@ -312,15 +324,14 @@ class _Watchdog:
         threads = []
         parts = []
         for info in report.threads:
-            changes: dict[str, Any] = {"stack": _user_stack(info.stack)}
+            changes: dict[str, Any] = {"stack": _user_stack(info)}
             if info.id in hung:
                 _episode, seconds, where = hung[info.id]
                 changes["role"] = "hung"
                 if info.waiting_for is None:
                     changes["waiting_seconds"] = round(seconds, 3)
-                    if info.waiting_in is None:
-                        changes["waiting_in"] = where
-                    parts.append(f'thread "{info.name}" has been waiting in {changes["waiting_in"]} for {seconds:.1f} s')
+                    changes["waiting_in"] = waiting_in = info.waiting_in or where
+                    parts.append(f'thread "{info.name}" has been waiting in {waiting_in} for {seconds:.1f} s')
                 else:
                     lock = report.lock(info.waiting_for)
                     title = lock.title if lock is not None else info.waiting_for
@@ -337,7 +348,7 @@ class _Watchdog:
 
     def write_snapshot(self) -> None:
         report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
-        report = report.replace(threads=tuple(dataclasses.replace(t, stack=_user_stack(t.stack)) for t in report.threads))
+        report = report.replace(threads=tuple(dataclasses.replace(t, stack=_user_stack(t)) for t in report.threads))
         paths = self.write(report)
         _events.publish(report, paths)
         if paths:
