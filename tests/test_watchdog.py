@@ -453,9 +453,13 @@ def test_no_report_on_semaphores_barriers_events(tmp_path: Path) -> None:
 
 
 def test_hang_dump_for_an_event_never_set(tmp_path: Path) -> None:
-    received: list[Report] = []
     first = threading.Event()
-    _events.subscribe(lambda report, paths: (received.append(report), report.kind == "hang" and first.set()))
+
+    def listener(report: Report, paths: Sequence[str]) -> None:
+        if report.kind == "hang":
+            first.set()
+
+    _events.subscribe(listener)
     try:
         with watching(tmp_path, hang_timeout=0.3):
             never = threading.Event()
@@ -468,7 +472,7 @@ def test_hang_dump_for_an_event_never_set(tmp_path: Path) -> None:
                 never.set()
                 thread.join(JOIN)
     finally:
-        _events._listeners.clear()
+        _events.unsubscribe(listener)
     hangs = dumps(tmp_path, "hang")
     assert len(hangs) == 1
     (sleeper,) = [t for t in hangs[0]["threads"] if t["name"] == "sleeper"]
@@ -493,6 +497,68 @@ def test_unwritable_dump_dir_says_once_and_still_prints(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err.count("cannot write dumps to") == 1
     assert err.count("DEADLOCK") == 2
+
+
+class FlakyReportError(Exception):
+    pass
+
+
+def test_error_inside_a_look_is_said_once_and_the_watchdog_carries_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_take = _snapshot.take
+    failures = [3]
+
+    def flaky_take(*args: Any, **kwargs: Any) -> Report:
+        if failures[0]:
+            failures[0] -= 1
+            raise FlakyReportError("boom inside lockwatch")
+        return real_take(*args, **kwargs)
+
+    monkeypatch.setattr(_snapshot, "take", flaky_take)
+    with watching(tmp_path):
+        lock = threading.Lock()
+
+        def relock() -> None:
+            with lock:
+                lock.acquire()
+
+        assert errors_of(run_threads({"relocker": relock})) == ["relocker"]
+    assert failures == [0]
+    err = capsys.readouterr().err
+    assert err.count("boom inside lockwatch") == 1 and "carrying on" in err
+    assert len(dumps(tmp_path, "deadlock")) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_no_report_after_fork_with_a_held_lock(tmp_path: Path) -> None:
+    script = """
+import os, sys, threading, warnings, lockwatch
+warnings.simplefilter("ignore", DeprecationWarning)
+lockwatch.patch(on_deadlock="exit", interval=0.05, order="off", dump_dir=sys.argv[1])
+lock = threading.Lock()
+held, release = threading.Event(), threading.Event()
+def holder():
+    with lock:
+        held.set()
+        release.wait()
+thread = threading.Thread(target=holder)
+thread.start()
+held.wait()
+pid = os.fork()
+if pid == 0:
+    # The holder does not exist here: the lock stays taken, but nobody deadlocked.
+    got = lock.acquire(timeout=0.4)
+    os._exit(10 + got)
+release.set()
+thread.join()
+_, status = os.waitpid(pid, 0)
+print("child status", os.waitstatus_to_exitcode(status))
+"""
+    result = run_script(script, str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "child status 10" in result.stdout
+    assert dumps(tmp_path) == []
 
 
 def test_watchdog_is_a_raw_thread_left_out_of_reports(tmp_path: Path) -> None:
