@@ -70,6 +70,31 @@ def register(dump_dir: str) -> None:
         },
     )
     _registered_pid = pid
+    _remove_stale_registrations()
+
+
+def _remove_stale_registrations() -> None:
+    """Delete files of processes that ended without cleaning up (killed, or os._exit in a child)."""
+    try:
+        names = os.listdir(registry_dir())
+    except OSError:
+        return
+    for name in names:
+        stem, dot, suffix = name.partition(".")
+        if not dot or suffix not in ("json", "last") or not stem.isdigit():
+            continue
+        pid = int(stem)
+        try:
+            os.kill(pid, 0)
+            continue  # alive (or alive under another user): keep it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            os.unlink(os.path.join(registry_dir(), name))
+        except OSError:
+            pass
 
 
 def unregister() -> None:

@@ -289,10 +289,11 @@ class _Watchdog:
         hung: dict[int, tuple[Any, float, str]] = {}  # ident -> (episode, seconds, where)
         lock_waiters = set()
         for key in current:
-            ident, _serial, since, _owner = key
+            ident, serial, since, _owner = key
             lock_waiters.add(ident)
             if key not in in_deadlock and now - since >= timeout:
-                hung[ident] = (("lock", key), now - since, "a lock")
+                # One episode per wait, even if the lock changes hands while this thread waits.
+                hung[ident] = (("lock", ident, serial, since), now - since, "a lock")
         # Condition waits (Event, Queue, Semaphore, Barrier...) are not lock waits:
         # time them from the first look that found the thread in that wait frame.
         frames = sys._current_frames()
