@@ -499,6 +499,40 @@ def test_unwritable_dump_dir_says_once_and_still_prints(tmp_path: Path, capsys: 
     assert err.count("DEADLOCK") == 2
 
 
+def test_hang_dump_for_a_long_lock_wait(tmp_path: Path) -> None:
+    hung = threading.Event()
+
+    def listener(report: Report, paths: Sequence[str]) -> None:
+        if report.kind == "hang":
+            hung.set()
+
+    _events.subscribe(listener)
+    try:
+        with watching(tmp_path, hang_timeout=0.2):
+            lock = threading.Lock()
+            held = threading.Event()
+
+            def holder() -> None:
+                with lock:
+                    held.set()
+                    hung.wait(JOIN)  # holds the lock until the hang has been reported
+
+            def waiter() -> None:
+                held.wait(JOIN)
+                with lock:
+                    pass
+
+            outcome = run_threads({"holder": holder, "waiter": waiter})
+    finally:
+        _events.unsubscribe(listener)
+    assert errors_of(outcome) == []
+    (dump,) = dumps(tmp_path, "hang")
+    (waiter_info,) = [t for t in dump["threads"] if t["name"] == "waiter"]
+    assert waiter_info["role"] == "hung" and waiter_info["waiting_for"] is not None
+    assert 'held by thread "holder"' in dump["summary"]
+    assert not dumps(tmp_path, "deadlock")
+
+
 class FlakyReportError(Exception):
     pass
 
