@@ -14,6 +14,9 @@ from typing import Any
 from lockwatch import _state
 from lockwatch._state import ThreadState, current_state, wait_ended, wait_started
 
+# The per-thread pointer to each thread's own state (never replaced, even by fork).
+_thread_local = _state._local
+
 # Serial numbers name locks in reports ("L12"); itertools.count is atomic under the GIL.
 _serials = itertools.count(1)
 
@@ -110,19 +113,21 @@ class InstrumentedLock:
 
     # --- shared pieces of acquire -----------------------------------------------
 
-    def _check_order(self, state: ThreadState, held: list[InstrumentedLock]) -> None:
-        """Hand new (held → self) orders to the order checker; known ones cost a set lookup."""
-        checker = _state.order_checker
-        if checker is None:
-            return
+    def _order_known(self, held: list[InstrumentedLock]) -> bool:
+        """Whether every (held → self) order is already known and settled (a set lookup each)."""
         preds = self._preds
-        if preds is not None:
-            for other in held:
-                if other._serial not in preds:
-                    break
-            else:
-                return
-        checker(state, self, held)
+        if preds is None:
+            return False
+        for other in held:
+            if other._serial not in preds:
+                return False
+        return True
+
+    def _check_order(self, state: ThreadState, held: list[InstrumentedLock]) -> None:
+        """Hand new (held → self) orders to the order checker, which may refuse the acquire."""
+        checker = _state.order_checker
+        if checker is not None and not self._order_known(held):
+            checker(state, self, held)
 
     def _wait(self, state: ThreadState, blocking: Any, timeout: Any) -> bool:
         """Block for the real lock as a registered waiter; True once acquired."""
@@ -165,16 +170,7 @@ class InstrumentedLock:
         if held and held[-1] is self:
             del held[-1]
         else:
-            try:
-                held.remove(self)
-            except ValueError:
-                pass
-
-    def __enter__(self) -> bool:
-        return self.acquire()  # type: ignore[attr-defined, no-any-return]
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.release()  # type: ignore[attr-defined]
+            _discard(held, self)
 
     def _describe(self) -> str:
         name = f" name={self._name!r}" if self._name is not None else ""
@@ -195,13 +191,13 @@ class Lock(InstrumentedLock):
         if timeout == -1 and self._real.acquire(False):
             # Hot path: the try succeeded. O(1) bookkeeping, no stack capture.
             try:
-                state = _state._local.state
+                state = _thread_local.state
             except AttributeError:
                 state = current_state()
             held = state.held
-            if held and blocking and _state.order_checker is not None:
+            if held and blocking and _state.order_checker is not None and not self._order_known(held):
                 try:
-                    self._check_order(state, held)
+                    _state.order_checker(state, self, held)
                 except BaseException:
                     self._real.release()
                     raise
@@ -210,10 +206,12 @@ class Lock(InstrumentedLock):
             return True
         return self._acquire_slow(blocking, timeout)
 
+    __enter__ = acquire  # type: ignore[assignment]
+
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
         state = current_state()
         held = state.held
-        if held and blocking and timeout == -1 and _state.order_checker is not None:
+        if held and blocking and timeout == -1:
             self._check_order(state, held)  # may raise, before the thread blocks
         if not self._wait(state, blocking, timeout):
             return False
@@ -221,15 +219,30 @@ class Lock(InstrumentedLock):
         held.append(self)
         return True
 
-    __enter__ = acquire  # type: ignore[assignment]
-
     def release(self) -> None:
         """Release the lock; any thread may release it, as with ``threading.Lock``."""
-        self._forget_owner()
+        # Inlined _forget_owner(): release is on the hot path.
+        owner = self._owner
+        if owner is not None:
+            self._owner = None
+            held = owner.held
+            if held and held[-1] is self:
+                del held[-1]
+            else:
+                _discard(held, self)
         self._real.release()
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.release()
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        # The body of release(), repeated to save a call on every ``with`` block.
+        owner = self._owner
+        if owner is not None:
+            self._owner = None
+            held = owner.held
+            if held and held[-1] is self:
+                del held[-1]
+            else:
+                _discard(held, self)
+        self._real.release()
 
     def locked(self) -> bool:
         """True if the lock is held by any thread."""
@@ -250,7 +263,11 @@ class Lock(InstrumentedLock):
 
 
 class RLock(InstrumentedLock):
-    """A drop-in ``threading.RLock`` that records its owner, recursion count and waiters."""
+    """A drop-in ``threading.RLock`` that records its owner, recursion count and waiters.
+
+    Reentrancy is handled here (owner + count over a raw lock), so a nested
+    acquire by the owner never touches the real lock.
+    """
 
     __slots__ = ("_count",)
 
@@ -261,7 +278,7 @@ class RLock(InstrumentedLock):
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.RLock.acquire``."""
         try:
-            state = _state._local.state
+            state = _thread_local.state
         except AttributeError:
             state = current_state()
         if timeout == -1:
@@ -270,9 +287,9 @@ class RLock(InstrumentedLock):
                 return True
             if self._real.acquire(False):
                 held = state.held
-                if held and blocking and _state.order_checker is not None:
+                if held and blocking and _state.order_checker is not None and not self._order_known(held):
                     try:
-                        self._check_order(state, held)
+                        _state.order_checker(state, self, held)
                     except BaseException:
                         self._real.release()
                         raise
@@ -282,13 +299,15 @@ class RLock(InstrumentedLock):
                 return True
         return self._acquire_slow(state, blocking, timeout, 1)
 
+    __enter__ = acquire  # type: ignore[assignment]
+
     def _acquire_slow(self, state: ThreadState, blocking: Any, timeout: Any, count: int) -> bool:
         if self._owner is state:
             _check_arguments(blocking, timeout)
             self._count += count
             return True
         held = state.held
-        if held and blocking and timeout == -1 and _state.order_checker is not None:
+        if held and blocking and timeout == -1:
             self._check_order(state, held)  # may raise, before the thread blocks
         if not self._wait(state, blocking, timeout):
             return False
@@ -297,12 +316,10 @@ class RLock(InstrumentedLock):
         held.append(self)
         return True
 
-    __enter__ = acquire  # type: ignore[assignment]
-
     def release(self) -> None:
         """Release once; the lock is free when every acquire has been matched."""
         try:
-            state = _state._local.state
+            state = _thread_local.state
         except AttributeError:
             state = None
         if self._owner is not state or state is None:
@@ -311,15 +328,35 @@ class RLock(InstrumentedLock):
         if count:
             self._count = count
             return
-        self._release_fully()
-
-    def _release_fully(self) -> None:
         self._count = 0
-        self._forget_owner()
+        self._owner = None
+        held = state.held
+        if held and held[-1] is self:
+            del held[-1]
+        else:
+            _discard(held, self)
         self._real.release()
 
-    def __exit__(self, *exc_info: Any) -> None:
-        self.release()
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        # The body of release(), repeated to save a call on every ``with`` block.
+        try:
+            state = _thread_local.state
+        except AttributeError:
+            state = None
+        if self._owner is not state or state is None:
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count - 1
+        if count:
+            self._count = count
+            return
+        self._count = 0
+        self._owner = None
+        held = state.held
+        if held and held[-1] is self:
+            del held[-1]
+        else:
+            _discard(held, self)
+        self._real.release()
 
     def locked(self) -> bool:
         """True if any thread holds the lock (``RLock.locked`` of Python 3.14)."""
@@ -328,23 +365,24 @@ class RLock(InstrumentedLock):
     # --- the private protocol Condition uses ---------------------------------------
 
     def _is_owned(self) -> bool:
-        return self._owner is not None and self._owner is getattr(_state._local, "state", None)
+        owner = self._owner
+        return owner is not None and owner is getattr(_thread_local, "state", None)
 
     def _recursion_count(self) -> int:
         return self._count if self._is_owned() else 0
 
     def _release_save(self) -> tuple[int, int | None]:
-        state = getattr(_state._local, "state", None)
+        state = getattr(_thread_local, "state", None)
         if state is None or self._owner is not state:
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count
-        self._release_fully()
+        self._count = 0
+        self._forget_owner()
+        self._real.release()
         return (count, state.ident)
 
     def _acquire_restore(self, saved: tuple[int, Any]) -> None:
-        count = saved[0]
-        state = current_state()
-        self._acquire_slow(state, True, -1, count)
+        self._acquire_slow(current_state(), True, -1, saved[0])
 
     def _at_fork_reinit(self) -> None:
         self._forget_owner()
@@ -359,3 +397,11 @@ class RLock(InstrumentedLock):
             f"<{status} {self._describe()} owner={owner_ident} count={self._count} "
             f"at {id(self):#x}>"
         )
+
+
+def _discard(held: list[InstrumentedLock], lock: InstrumentedLock) -> None:
+    """Remove ``lock`` from a held list if it is there (out-of-order release)."""
+    try:
+        held.remove(lock)
+    except ValueError:
+        pass

@@ -23,6 +23,7 @@ from lockwatch._model import Frame, LockInfo, OrderEdge, Report
 
 # A lock class is its creation site (file, line): instances made by the same
 # line of code share what is learned about their order.
+RawFrame = tuple[str, int, str]
 ClassKey = tuple[str, int]
 
 #: How many frames of the acquiring stack an edge keeps (innermost ones).
@@ -51,7 +52,7 @@ class _Edge:
     to_class: ClassKey | None
     thread: str
     thread_token: int
-    stack: tuple[Frame, ...]
+    stack: tuple[RawFrame, ...]  # (file, line, function), outermost first
     test: str | None
     gates: frozenset[int]  # serials of locks held before ``from`` every time this order was taken
     seq: int
@@ -284,7 +285,7 @@ def _learn(state: _state.ThreadState, lock: Any, held: list[Any]) -> tuple[list[
         findings: list[_Finding] = []
         refuse = False
         updates: list[tuple[_Edge | None, _Edge, frozenset[int], frozenset[ClassKey]]] = []
-        stack: tuple[Frame, ...] | None = None
+        stack: tuple[RawFrame, ...] | None = None
         thread_name: str | None = None
         for index, before in enumerate(held):
             if before is lock or (preds is not None and before._serial in preds):
@@ -298,10 +299,14 @@ def _learn(state: _state.ThreadState, lock: Any, held: list[Any]) -> tuple[list[
                 if not existing.gates:
                     _settle(before, lock)
                 continue
+            if existing is None:
+                quiet = _known_class_edge(before, lock, state, gates, class_gates)
+                if quiet is not None:
+                    updates.append((None, quiet, gates, class_gates))
+                    continue
             if stack is None:
                 stack = _acquire_stack()
-                thread = threading._active.get(state.ident)  # type: ignore[attr-defined]
-                thread_name = thread.name if thread is not None else f"thread-{state.ident}"
+                thread_name = _thread_name(state)
             assert thread_name is not None
             candidate = _Edge(
                 from_serial=before._serial,
@@ -348,6 +353,56 @@ def _learn(state: _state.ThreadState, lock: Any, held: list[Any]) -> tuple[list[
         for existing, candidate, _gates, class_gates in updates:
             _record(existing, candidate, class_gates, held, lock)
         return findings, False
+
+
+def _known_class_edge(
+    before: Any, lock: Any, state: _state.ThreadState, gates: frozenset[int], class_gates: frozenset[ClassKey]
+) -> _Edge | None:
+    """A new instance edge that cannot tell anything new, built cheaply; None if it might.
+
+    The common case of many short-lived objects: a fresh lock nested under a
+    long-lived one, in an order its class already took. A lock with no outgoing
+    edges cannot close an instance cycle, and a class order already known with
+    no more gates than now cannot close a new class cycle; so no cycle search,
+    and unnamed locks borrow the labels of the class edge that first took this
+    order (same creation sites, so the same labels).
+    """
+    to_serial = lock._serial
+    if to_serial in _instances and _instances.out_degree(to_serial):
+        return None
+    from_class, to_class = _class_of(before), _class_of(lock)
+    if from_class is None or to_class is None:
+        return None
+    if from_class == to_class:
+        first = _same_class.get(from_class)
+    else:
+        data = _classes.get_edge_data(from_class, to_class)
+        if data is None or not data["edge"].gates <= class_gates:
+            return None
+        first = data["edge"].first
+    if first is None or _declared_rule(before, lock) is not None:
+        return None
+    return _Edge(
+        from_serial=before._serial,
+        to_serial=to_serial,
+        from_label=before.name or first.from_label,
+        to_label=lock.name or first.to_label,
+        from_class=from_class,
+        to_class=to_class,
+        thread=_thread_name(state),
+        thread_token=_thread_token(),
+        stack=_acquire_stack(),
+        test=_test_name,
+        gates=gates,
+        seq=0,
+        generation=_generation,
+    )
+
+
+def _thread_name(state: _state.ThreadState) -> str:
+    # threading._active, not current_thread(): that would create dummy Thread objects.
+    thread = threading._active.get(state.ident)  # type: ignore[attr-defined]
+    return thread.name if thread is not None else f"thread-{state.ident}"
 
 
 def _record(
@@ -437,15 +492,19 @@ def _label(lock: Any) -> str:
     return lock_label(lock)
 
 
-def _acquire_stack() -> tuple[Frame, ...]:
-    """The acquiring thread's stack without lockwatch's frames, outermost first (no source I/O)."""
+def _acquire_stack() -> tuple[RawFrame, ...]:
+    """The acquiring thread's stack without lockwatch's frames, outermost first.
+
+    Plain (file, line, function) tuples: this runs for every new order, and
+    Frame values (and source lines) are only made when a report is built.
+    """
     frame: Any = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
         frame = frame.f_back
     frames = []
     while frame is not None and len(frames) < STACK_LIMIT:
         code = frame.f_code
-        frames.append(Frame(file=code.co_filename, line=frame.f_lineno, function=code.co_name))
+        frames.append((code.co_filename, frame.f_lineno, code.co_name))
         frame = frame.f_back
     frames.reverse()
     return tuple(frames)
@@ -570,7 +629,7 @@ def _canonical(nodes: Sequence[Any]) -> tuple[Any, ...]:
 def _code_key(edges: Sequence[_Edge]) -> tuple[Any, ...]:
     """A cycle named by its lock classes and the lines that took each order."""
     steps = [
-        (edge.from_class, edge.to_class, (edge.stack[-1].file, edge.stack[-1].line) if edge.stack else None)
+        (edge.from_class, edge.to_class, edge.stack[-1][:2] if edge.stack else None)
         for edge in edges
     ]
     return ("code", _canonical(steps))
@@ -707,12 +766,10 @@ def _build_report(finding: _Finding) -> Report:
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:
-    stack = edge.stack
-    if resolve_code:
-        stack = tuple(
-            Frame(frame.file, frame.line, frame.function, linecache.getline(frame.file, frame.line).strip() or None)
-            for frame in stack
-        )
+    stack = tuple(
+        Frame(file, line, function, (linecache.getline(file, line).strip() or None) if resolve_code else None)
+        for file, line, function in edge.stack
+    )
     return OrderEdge(
         from_=edge.from_id,
         to=edge.to_id,

@@ -1,0 +1,184 @@
+"""Overhead of lockwatch's locks as ratios against the raw primitives, measured side by side.
+
+Run: python bench/overhead.py [--quick] [--json FILE]
+
+Every case times the raw primitive and the instrumented one alternately in
+the same process, several rounds, and keeps each side's best round (the
+least disturbed by the rest of the machine). Lock-order checking is on, as
+it is by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import queue
+import sys
+import threading
+import time
+import tracemalloc
+from typing import Callable
+
+import lockwatch
+
+RAW_LOCK = threading.Lock
+RAW_RLOCK = threading.RLock
+
+
+def best_ns_per_op(body: Callable[[int], None], ops: int, rounds: int) -> list[float]:
+    return [_timed(body, ops) for _ in range(rounds)]
+
+
+def _timed(body: Callable[[int], None], ops: int) -> float:
+    start = time.perf_counter()
+    body(ops)
+    return (time.perf_counter() - start) / ops * 1e9
+
+
+def with_loop(lock: object) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            with lock:  # type: ignore[attr-defined]
+                pass
+
+    return body
+
+
+def acquire_release_loop(lock: object) -> Callable[[int], None]:
+    acquire = lock.acquire  # type: ignore[attr-defined]
+    release = lock.release  # type: ignore[attr-defined]
+
+    def body(n: int) -> None:
+        for _ in range(n):
+            acquire()
+            release()
+
+    return body
+
+
+def nested_loop(outer: object, inner: object) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            with outer:  # type: ignore[attr-defined]
+                with inner:  # type: ignore[attr-defined]
+                    pass
+
+    return body
+
+
+def queue_handoff(make_queue: Callable[[], queue.Queue[int | None]]) -> Callable[[int], None]:
+    """Items through a Queue from a producer thread to a consumer thread (Condition waits)."""
+
+    def body(n: int) -> None:
+        q = make_queue()
+
+        def consume() -> None:
+            while q.get() is not None:
+                pass
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        for item in range(n):
+            q.put(item)
+        q.put(None)
+        consumer.join()
+
+    return body
+
+
+def compare(name: str, raw: Callable[[int], None], lw: Callable[[int], None], ops: int, rounds: int) -> dict[str, object]:
+    raw_times: list[float] = []
+    lw_times: list[float] = []
+    for _ in range(rounds):  # alternate, so both sides see the same machine
+        raw_times.append(_timed(raw, ops))
+        lw_times.append(_timed(lw, ops))
+    raw_best, lw_best = min(raw_times), min(lw_times)
+    return {"case": name, "raw_ns": raw_best, "lockwatch_ns": lw_best, "ratio": lw_best / raw_best}
+
+
+def bytes_per_lock(factory: Callable[[], object], count: int = 20_000) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    keep = [factory() for _ in range(count)]
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del keep
+    return (after - before) / count
+
+
+def growth_over_short_lived(count: int) -> float:
+    """Bytes still allocated after creating, nesting and dropping `count` locks."""
+    gc.collect()
+    tracemalloc.start()
+    outer = lockwatch.Lock()
+    with outer:
+        pass
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(count):
+        lock = lockwatch.Lock()
+        with outer:
+            with lock:  # a nested pair: the lock enters the lock-order graph, then dies
+                pass
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return float(after - before)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer operations (a smoke run)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+    ops = 20_000 if args.quick else 200_000
+    rounds = 3 if args.quick else 7
+    short_lived = 20_000 if args.quick else 1_000_000
+
+    results = []
+    # queue.Queue looks up threading.Lock when built: make the raw ones before patching.
+    raw_queues = [queue.Queue() for _ in range(rounds)]
+    patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
+    try:
+        lw_lock, lw_rlock = lockwatch.Lock(), lockwatch.RLock()
+        raw_lock, raw_rlock = RAW_LOCK(), RAW_RLOCK()
+        results.append(compare("with Lock", with_loop(raw_lock), with_loop(lw_lock), ops, rounds))
+        results.append(compare("with RLock", with_loop(raw_rlock), with_loop(lw_rlock), ops, rounds))
+        results.append(compare("Lock acquire()/release()", acquire_release_loop(raw_lock), acquire_release_loop(lw_lock), ops, rounds))
+        results.append(compare("RLock acquire()/release()", acquire_release_loop(raw_rlock), acquire_release_loop(lw_rlock), ops, rounds))
+        results.append(compare(
+            "nested pair (with a: with b:)",
+            nested_loop(RAW_LOCK(), RAW_LOCK()),
+            nested_loop(lockwatch.Lock(), lockwatch.Lock()),
+            ops, rounds,
+        ))
+        results.append(compare(
+            "queue.Queue hand-off between 2 threads",
+            queue_handoff(raw_queues.pop),
+            queue_handoff(queue.Queue),  # built while patched: its mutex and Conditions are instrumented
+            ops // 10, rounds,
+        ))
+        raw_bytes = bytes_per_lock(RAW_LOCK)
+        lw_bytes = bytes_per_lock(lockwatch.Lock)
+        growth = growth_over_short_lived(short_lived)
+    finally:
+        patcher.stop()
+
+    print(f"lockwatch overhead — Python {platform.python_version()} on {platform.machine()}, "
+          f"{ops:,} ops x {rounds} rounds, best round each")
+    print(f"{'case':<42} {'raw ns/op':>10} {'lockwatch':>10} {'ratio':>7}")
+    for row in results:
+        print(f"{row['case']:<42} {row['raw_ns']:>10.0f} {row['lockwatch_ns']:>10.0f} {row['ratio']:>6.2f}x")
+    print(f"{'bytes per live Lock':<42} {raw_bytes:>10.0f} {lw_bytes:>10.0f} {lw_bytes / raw_bytes:>6.2f}x")
+    print(f"memory left after {short_lived:,} short-lived nested locks: {growth / 1024:.1f} KiB")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"results": results, "bytes_per_lock": {"raw": raw_bytes, "lockwatch": lw_bytes},
+                       "short_lived": short_lived, "growth_bytes": growth}, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
