@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from itertools import count, islice
 from typing import Any, Iterable, Sequence
 
-import networkx as nx
-
 from lockwatch import _baseline, _state
+from lockwatch._snapshot import internal_thread_idents
 from lockwatch._config import Config
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report
@@ -106,8 +105,11 @@ class _Finding:
 # --- state (all guarded by _graph_lock, a raw lock never held while calling out) --
 
 _graph_lock = _allocate_raw_lock()
-_instances: Any = nx.DiGraph()  # serial -> serial, attribute "edge": _Edge
-_classes: Any = nx.DiGraph()  # ClassKey -> ClassKey, attribute "edge": _ClassEdge
+# networkx is imported on first activation, not with lockwatch: importing it
+# costs a third of a second, and the disabled pytest plugin must cost nothing.
+nx: Any = None
+_instances: Any = None  # serial -> serial, attribute "edge": _Edge (a networkx DiGraph)
+_classes: Any = None  # ClassKey -> ClassKey, attribute "edge": _ClassEdge (a networkx DiGraph)
 _same_class: dict[ClassKey, _Edge] = {}  # classes nested within themselves (site -> same site)
 _refs: dict[int, weakref.ref[Any]] = {}  # serial -> weak reference to the lock
 _dead: list[int] = []  # serials of locks that died; drained on the slow path (never locked by GC)
@@ -134,9 +136,22 @@ _tls = _ThreadLocal()
 # --- activation -----------------------------------------------------------------
 
 
+def _load_graphs() -> None:
+    """Import networkx and create the two graphs, once."""
+    global nx, _instances, _classes
+    if nx is None:
+        import networkx
+
+        with _graph_lock:
+            if _instances is None:
+                _instances, _classes = networkx.DiGraph(), networkx.DiGraph()
+        nx = networkx
+
+
 def activate(config: Config) -> None:
     """Apply ``config.order`` and the declared order / baseline; the learned graph is kept."""
     global _policy, _dump_dir, _declared, _declared_names, _baseline_data, _generation
+    _load_graphs()
     baseline = _baseline.load_baseline(config.baseline) if config.baseline else None
     declared_changed = tuple(config.declared_order) != _declared_names
     _declared_names = tuple(config.declared_order)
@@ -170,6 +185,7 @@ def set_test_name(name: str | None) -> None:
 def reset() -> None:
     """Forget everything learned (for tests of lockwatch itself)."""
     global _broken
+    _load_graphs()
     with _graph_lock:
         _drain_dead()
         _unsettle_locked()
@@ -208,6 +224,7 @@ _state.on_fork_child(_after_fork_in_child)
 
 def order_edges() -> list[OrderEdge]:
     """The learned orders between live lock instances, as values (oldest first)."""
+    _load_graphs()
     with _graph_lock:
         _drain_dead()
         edges = sorted((data["edge"] for _u, _v, data in _instances.edges(data=True)), key=lambda e: e.seq)
@@ -216,6 +233,7 @@ def order_edges() -> list[OrderEdge]:
 
 def class_orders() -> list[ClassOrder]:
     """The learned orders between lock classes (creation sites), same-class nesting included."""
+    _load_graphs()
     with _graph_lock:
         found = [(data["edge"].first, u, v) for u, v, data in _classes.edges(data=True)]
         found.extend((edge, site, site) for site, edge in _same_class.items())
@@ -234,6 +252,7 @@ def class_orders() -> list[ClassOrder]:
 
 def graph_size() -> tuple[int, int]:
     """(nodes, edges) of the instance-level graph, after forgetting dead locks."""
+    _load_graphs()
     with _graph_lock:
         _drain_dead()
         return _instances.number_of_nodes(), _instances.number_of_edges()
@@ -246,6 +265,8 @@ def check_order(state: _state.ThreadState, lock: Any, held: list[Any]) -> None:
     """Called by a blocking acquire of ``lock`` while ``held``; raises to refuse it (order="raise")."""
     if getattr(_tls, "inside", False):
         return  # an acquire made while lockwatch reports: not the program's order
+    if state.ident in internal_thread_idents:
+        return  # lockwatch's own threads (the watchdog writing dumps) are not the program
     _tls.inside = True
     try:
         try:

@@ -56,7 +56,10 @@ def short_site(site: tuple[str, int, str] | None) -> str | None:
 def attribute_labels(locks: Iterable[InstrumentedLock]) -> dict[int, str]:
     """Name locks by the attribute that holds them (``Account.lock``), where one does.
 
-    One ``gc.get_referrers`` pass over the heap: fine at report time, never on the hot path.
+    One ``gc.get_referrers`` pass over the heap: fine at report time, never on
+    the hot path. A referrer is a namespace dict (module globals, or an
+    instance ``__dict__`` that exists as an object) or, on Pythons that keep
+    instance attributes inline, the instance itself.
     """
     wanted = {id(lock): lock for lock in locks}
     if not wanted:
@@ -66,16 +69,18 @@ def attribute_labels(locks: Iterable[InstrumentedLock]) -> dict[int, str]:
         referrers = gc.get_referrers(*wanted.values())
     except Exception:  # pragma: no cover - defensive
         return {}
-    dict_owner: dict[int, str] = {}
     for referrer in referrers:
-        if not isinstance(referrer, dict):
-            continue
-        for key, value in referrer.items():
+        if isinstance(referrer, dict):
+            namespace, owner_name = referrer, None
+        else:
+            namespace = getattr(referrer, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            owner_name = referrer.__name__ if isinstance(referrer, type) else type(referrer).__name__
+        for key, value in list(namespace.items()):
             if id(value) in wanted and id(value) not in labels and isinstance(key, str):
-                owner_name = dict_owner.get(id(referrer))
                 if owner_name is None:
-                    owner_name = _dict_owner_name(referrer)
-                    dict_owner[id(referrer)] = owner_name
+                    owner_name = _dict_owner_name(namespace)
                 if owner_name:
                     labels[id(value)] = f"{owner_name}.{key}"
     return labels
