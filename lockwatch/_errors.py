@@ -54,3 +54,7 @@ class LockOrderWarning(UserWarning):
     def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class ProgramNotFound(LockwatchError):
+    """``lockwatch run``: the script or module to run does not exist (python would not start it)."""
