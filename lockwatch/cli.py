@@ -165,7 +165,8 @@ def _setting(name: str, option: str, value: Any) -> Any:
     try:
         return _config.validate(name, value, f"option {option}")
     except ConfigError as exc:
-        raise click.BadParameter(str(exc).replace(f"{name} must", "must", 1), param_hint=f"'{option}'") from None
+        message = str(exc).replace(f"{name} must", "must", 1).replace(f" (from option {option})", "")
+        raise click.BadParameter(message, param_hint=f"'{option}'") from None
 
 
 def _check_writable(path: str, option: str) -> None:
