@@ -12,11 +12,12 @@ Expect:
     python examples/bank_transfer_deadlock.py
         hangs forever after "both tellers are mid-transfer ..." (Ctrl-C twice to get out).
     lockwatch run examples/bank_transfer_deadlock.py
-        a deadlock report within about a second: teller-1 waits for an account's
-        lock held by teller-2, which waits for the other account's lock held by
-        teller-1, with both stacks pointing at the ``with dst.lock:`` line, plus a dump
-        (JSON + Graphviz) in ./lockwatch-dumps. Add ``--on-deadlock exit`` to end
-        the process (status 86) instead of leaving it hung for inspection.
+        a deadlock report within about a second: teller-2 waits for lock
+        "Account.lock" held by teller-1, which waits for (the other) "Account.lock"
+        held by teller-2, with both stacks pointing at the ``with dst.lock:`` line, plus a dump
+        (JSON + Graphviz) in ./lockwatch-dumps. The process stays hung for
+        inspection; ``lockwatch run --on-deadlock exit examples/bank_transfer_deadlock.py``
+        ends it with status 86 instead.
 
 The cure is in bank_transfer_ordered.py.
 """

@@ -25,8 +25,8 @@ Expect:
         seconds before anything hangs: cache -> stats and stats -> cache were both taken.
         Then a deadlock report within about a second of the hang: two
         workers, each waiting for the lock the other holds, with their stacks; the
-        process stays hung for you to inspect (``--on-deadlock exit`` ends it with
-        status 86). ``lockwatch dump PID`` / SIGUSR1 write a snapshot at any time.
+        process stays hung for you to inspect (``lockwatch run --on-deadlock exit
+        examples/hung_service.py`` ends it with status 86). ``lockwatch dump PID`` / SIGUSR1 write a snapshot at any time.
 """
 
 from __future__ import annotations
@@ -107,8 +107,10 @@ def main() -> None:
         else:
             service.requests.put(("put", n))
         time.sleep(1.0 / args.rate)  # pacing the client, not forcing any interleaving
+    # A quiet moment: every request so far answered and all workers idle, so the
+    # fatal pair below is taken by two different idle workers at once.
+    service.requests.join()
     if args.hang_on_enter:
-        service.requests.join()  # every request so far answered: the service is idle and healthy
         print(f"service healthy, {args.deadlock_after} requests answered; press Enter to make it hang", flush=True)
         sys.stdin.readline()
     print(f"handling report #{args.deadlock_after + 1} (and a put at the same moment)", flush=True)

@@ -12,8 +12,8 @@ Expect:
         a deadlock report within about a second naming all five philosophers in
         one cycle (philosopher-0 waits for a fork held by philosopher-1, ... which
         waits for a fork held by philosopher-0), each stack pointing at the
-        ``with right:`` line, plus a dump in ./lockwatch-dumps. Add
-        ``--on-deadlock exit`` to end the process (status 86).
+        ``with right:`` line, plus a dump in ./lockwatch-dumps. With
+        ``lockwatch run --on-deadlock exit ...`` the process ends with status 86.
 
 Two cures: philosophers_butler.py and philosophers_asymmetric.py.
 """

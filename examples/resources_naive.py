@@ -13,7 +13,8 @@ Expect:
         LockOrderWarning and a lock-order dump in ./lockwatch-dumps: a cycle between the
         ``db`` and ``cache`` locks, one edge taken in nightly-report and the other in
         cache-invalidator, each with its stack -- the deadlock found before it happens.
-        With ``--order raise`` the second job gets LockOrderViolation instead.
+        With ``lockwatch run --order raise examples/resources_naive.py`` the second job
+        gets LockOrderViolation from its acquire instead.
 
 The cure is in resources_ordered.py.
 """

@@ -21,23 +21,13 @@ EXAMPLES = ROOT / "examples"
 #: Seconds any one example subprocess may take before it is killed and the test fails.
 RUN_TIMEOUT = 60.0
 
-# Runs a script under lockwatch the way `lockwatch run` does, for use before the CLI existed:
-# python -c DRIVER ON_DEADLOCK DUMP_DIR SCRIPT [ARGS...]
-DRIVER = (
-    "import lockwatch, runpy, sys; "
-    "on_deadlock, dump_dir, script = sys.argv[1:4]; "
-    "lockwatch.patch(on_deadlock=on_deadlock, interval=0.1, dump_dir=dump_dir); "
-    "sys.argv = sys.argv[3:]; "
-    "runpy.run_path(script, run_name='__main__')"
-)
-
 
 def lockwatch_command(script: Path, dump_dir: Path, on_deadlock: str = "exit", args: Sequence[str] = ()) -> list[str]:
     """The command line that runs ``script`` under lockwatch, with a fast watchdog."""
-    return [sys.executable, "-c", DRIVER, on_deadlock, str(dump_dir), str(script), *args]
-    # Once `lockwatch run` exists:
-    # return [sys.executable, "-m", "lockwatch", "run", "--on-deadlock", on_deadlock,
-    #         "--interval", "0.1", "--dump-dir", str(dump_dir), str(script), *args]
+    return [
+        sys.executable, "-m", "lockwatch", "run", "--on-deadlock", on_deadlock,
+        "--interval", "0.1", "--dump-dir", str(dump_dir), str(script), *args,
+    ]
 
 
 def plain_command(script: Path, args: Sequence[str] = ()) -> list[str]:
