@@ -291,7 +291,7 @@ class LockwatchSession:
         self.order = order  # plugin-level: off, warn or raise (fail the test)
         self.patch: Patch | None = None
         self.test_patch: Patch | None = None
-        self.role = "worker" if hasattr(config, "workerinput") else "main"
+        self.role = "main"  # "worker" / "controller" under xdist: known only at configure time
         # Findings not yet handed to a test report (appended from any thread).
         self.pending: list[_Finding] = []
         self.item: pytest.Item | None = None
@@ -303,6 +303,7 @@ class LockwatchSession:
         self.previous_print: bool | None = None
         self.shared: _SharedOrders | None = None
         self.shared_dir: str | None = None
+        self.marker_error: str | None = None
         self.owns_shared_dir = False
 
     # --- life cycle ------------------------------------------------------------------
@@ -352,7 +353,8 @@ class LockwatchSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        if self.role == "worker":
+        if hasattr(config, "workerinput"):
+            self.role = "worker"
             shared = config.workerinput.get(SHARED_DIR_KEY)  # type: ignore[attr-defined]
             if shared:
                 self.shared = _SharedOrders(shared, config.workerinput["workerid"])  # type: ignore[attr-defined]
@@ -392,6 +394,7 @@ class LockwatchSession:
         self.item = item
         self.recorder = LockwatchReports() if "lockwatch" in getattr(item, "fixturenames", ()) else None
         self.item_order = self.order
+        self.marker_error = self._apply_marker(item)
         if self.shared is not None:
             self.shared.import_orders()
         try:
@@ -408,8 +411,11 @@ class LockwatchSession:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        self._apply_marker(item)
-        return (yield from self._phase(item))
+        result = yield from self._phase(item)
+        if self.marker_error is not None:
+            # Raised after the other plugins' setup ran, so that their teardown finds what it expects.
+            pytest.fail(self.marker_error, pytrace=False)
+        return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -432,27 +438,29 @@ class LockwatchSession:
         finally:
             _order.set_test_name(None)
 
-    def _apply_marker(self, item: pytest.Item) -> None:
+    def _apply_marker(self, item: pytest.Item) -> str | None:
+        """Apply the test's @pytest.mark.lockwatch settings; return what is wrong with it, if anything."""
         from lockwatch import _patch
 
         marker = item.get_closest_marker("lockwatch")
         if marker is None:
-            return
+            return None
         if marker.args:
-            pytest.fail(f"@pytest.mark.lockwatch takes keywords ({', '.join(SETTINGS)}), not {marker.args!r}", pytrace=False)
+            return f"lockwatch: @pytest.mark.lockwatch takes keywords ({', '.join(SETTINGS)}), not {marker.args!r}"
         source = f"@pytest.mark.lockwatch on {item.nodeid}"
         unknown = sorted(set(marker.kwargs) - set(SETTINGS))
         if unknown:
-            pytest.fail(f"lockwatch: unknown marker setting {unknown[0]!r} ({source}); known: {', '.join(SETTINGS)}", pytrace=False)
+            return f"lockwatch: unknown marker setting {unknown[0]!r} ({source}); known: {', '.join(SETTINGS)}"
         try:
             settings = _config.apply(self.settings.replace(order=self.order), marker.kwargs, source)
         except ConfigError as exc:
-            pytest.fail(f"lockwatch: {exc}", pytrace=False)
+            return f"lockwatch: {exc}"
         if not os.path.isabs(settings.dump_dir):
             settings = settings.replace(dump_dir=os.path.join(str(self.config.rootpath), settings.dump_dir))
         self.item_order = settings.order
         if self.patch is not None:
             self.test_patch = _patch.Patch(settings.replace(order=_checker_policy(settings.order))).start()
+        return None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -490,7 +498,14 @@ class LockwatchSession:
                 verdict = "warned"
                 message = _one_line(finding)
                 try:
-                    warnings.warn(LockOrderWarning(message, finding.report), stacklevel=2)
+                    # Shown at the test's definition: the acquire may have been in any thread.
+                    path, line, _name = item.location
+                    warnings.warn_explicit(
+                        LockOrderWarning(message, finding.report),
+                        LockOrderWarning,
+                        filename=str(self.config.rootpath / path),
+                        lineno=(line or 0) + 1,
+                    )
                 except LockOrderWarning:  # -W error::lockwatch.LockOrderWarning: the user wants failures
                     verdict = "failed"
                     failing.append(finding)
