@@ -270,6 +270,9 @@ def check_order(state: _state.ThreadState, lock: Any, held: list[Any]) -> None:
     _tls.inside = True
     try:
         try:
+            _state.drop_unreachable(held)
+            if not held:
+                return
             findings, refuse = _learn(state, lock, held)
         except Exception as exc:
             _give_up(exc)

@@ -101,6 +101,34 @@ def states() -> list[ThreadState]:
         return list(threads.values())
 
 
+# --- held locks nobody can release ---------------------------------------------
+
+
+def _refcounts(held: list[Any]) -> list[tuple[Any, int]]:
+    # The same code measures the calibration probe and real locks, so the
+    # references this function itself holds cancel out on any CPython.
+    return [(lock, sys.getrefcount(lock)) for lock in list(held)]
+
+
+# References to an object held only by a held list, as _refcounts counts them.
+_ONLY_IN_HELD_LIST = _refcounts([object()])[0][1]
+
+
+def drop_unreachable(held: list[Any]) -> None:
+    """Forget held locks that nothing else references: acquired, never released, dropped.
+
+    Such a lock can never be released, so it is no longer part of any lock
+    order or wait; keeping it would make every later acquire of the thread
+    look nested inside it. Called by the owning thread, off the hot path.
+    """
+    for lock, refs in _refcounts(held):
+        if refs <= _ONLY_IN_HELD_LIST:
+            try:
+                held.remove(lock)
+            except ValueError:
+                pass
+
+
 # --- hooks set by other parts (kept as module globals: read on the hot path) --
 
 #: Called for a blocking acquire of ``lock`` by ``state`` when it holds other

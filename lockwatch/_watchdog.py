@@ -102,6 +102,10 @@ class _Watchdog:
         # Held while the thread runs: stop() waits on it.
         self.finished = _allocate_raw_lock()
         self.finished.acquire()
+        # Held until the thread runs: start() returns only then, so the thread
+        # exists (and counts among the process's threads) once patch() returns.
+        self.running = _allocate_raw_lock()
+        self.running.acquire()
         # Deadlocks: the untimed waits seen at the previous look, and cycles already reported.
         self.previous_waits: set[WaitKey] = set()
         self.reported: set[frozenset[WaitKey]] = set()
@@ -113,6 +117,8 @@ class _Watchdog:
 
     def start(self) -> None:
         start_new_thread(self._run, ())
+        if self.running.acquire(True, STOP_TIMEOUT):
+            self.running.release()
 
     def wake_up(self) -> None:
         try:
@@ -135,6 +141,7 @@ class _Watchdog:
     def _run(self) -> None:
         self.ident = get_ident()
         _snapshot.internal_thread_idents.add(self.ident)
+        self.running.release()
         try:
             next_look = monotonic() + self.config.interval
             while not self.stopping:
