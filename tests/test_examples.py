@@ -172,7 +172,10 @@ def test_clean_example_runs_with_plain_python(example: str, tmp_path: Path) -> N
 # --- the hung service: snapshots on demand, then the deadlock -------------------------------------------
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, process: subprocess.Popen[str]) -> Any:
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, process: subprocess.Popen[str],
+    details: Callable[[], str] = lambda: "",
+) -> Any:
     """Poll ``condition`` until it is truthy; fail if the process ends or time runs out first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -180,9 +183,9 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, process:
         if value:
             return value
         if process.poll() is not None:
-            pytest.fail(f"the service ended (status {process.returncode}) before {what}")
+            pytest.fail(f"the service ended (status {process.returncode}) before {what}\n{details()}")
         time.sleep(0.02)  # polling a file written by another process, not forcing an interleaving
-    pytest.fail(f"no {what} within {timeout} s")
+    pytest.fail(f"no {what} within {timeout} s\n{details()}")
 
 
 class Service:
@@ -204,8 +207,12 @@ class Service:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
+    def details(self) -> str:
+        files = sorted(p.name for p in self.dump_dir.glob("*")) if self.dump_dir.exists() else []
+        return f"dumps: {files}\nstdout:\n{self.stdout()}\nstderr:\n{self.stderr()}"
+
     def wait_for_output(self, text: str) -> None:
-        wait_until(lambda: text in self.stdout(), RUN_TIMEOUT, repr(text), self.process)
+        wait_until(lambda: text in self.stdout(), RUN_TIMEOUT, repr(text), self.process, self.details)
 
     def snapshot(self) -> dict[str, Any]:
         """SIGUSR1, then the snapshot dump the process's .last file points at."""
@@ -224,7 +231,7 @@ class Service:
                 return None
             return json.loads(Path(json.loads(text)["path"]).read_text())
 
-        return wait_until(new_snapshot, RUN_TIMEOUT, "snapshot dump after SIGUSR1", self.process)
+        return wait_until(new_snapshot, RUN_TIMEOUT, "snapshot dump after SIGUSR1", self.process, self.details)
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -275,7 +282,9 @@ def test_hung_service_stays_hung_and_answers_snapshots(tmp_path: Path) -> None:
     # person to inspect -- it must still answer SIGUSR1 with a snapshot of the hang.
     service = Service(tmp_path, "report", ["--deadlock-after", "3", "--rate", "100"])
     try:
-        wait_until(lambda: dumps(service.dump_dir, "deadlock"), RUN_TIMEOUT, "deadlock dump", service.process)
+        wait_until(
+            lambda: dumps(service.dump_dir, "deadlock"), RUN_TIMEOUT, "deadlock dump", service.process, service.details
+        )
         (dump,) = dumps(service.dump_dir, "deadlock")
         (names,) = deadlocked_names(dump)
         assert len(names) == 2 and all(name.startswith("worker-") for name in names)
@@ -288,6 +297,13 @@ def test_hung_service_stays_hung_and_answers_snapshots(tmp_path: Path) -> None:
             assert waits[name] is not None, f"{name} should still be blocked: {waits}"
         holders = {lock["owner"] for lock in hung["locks"] if lock["owner"] is not None}
         assert {t["id"] for t in hung["threads"] if t["name"] in names} <= holders
+
+        # The documented way for a person: `lockwatch dump PID` prints the new snapshot's path.
+        asked = run([sys.executable, "-m", "lockwatch", "dump", str(service.process.pid)], cwd=tmp_path)
+        assert asked.returncode == 0, describe(asked)
+        path = Path(asked.stdout.strip().splitlines()[-1])
+        assert path.parent == service.dump_dir and path.name.startswith("snapshot-"), describe(asked)
+        assert json.loads(path.read_text())["kind"] == "snapshot"
     finally:
         service.close()
 
