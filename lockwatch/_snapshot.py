@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import gc
 import os
@@ -194,6 +195,15 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 rank=lock.rank,
             )
         )
+
+    # Two locks may read alike ("Account.lock" of two accounts): tell them apart by id.
+    seen: dict[str, int] = {}
+    for info in lock_infos:
+        seen[info.title] = seen.get(info.title, 0) + 1
+    lock_infos = [
+        dataclasses.replace(info, label=f"{info.title} ({info.id})") if seen[info.title] > 1 else info
+        for info in lock_infos
+    ]
 
     return Report(
         kind=kind,

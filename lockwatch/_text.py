@@ -254,7 +254,7 @@ def format_stack(stack: Iterable[Frame]) -> list[str]:
 def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
     text = f'"{thread.name}" (id {thread.id})'
     if thread.stack:
-        text += f" at {_where(thread.stack[-1])}"
+        text += f" at {_where(user_frames(thread.stack)[-1])}"
     if thread.holding:
         text += "; holds " + ", ".join(names.lock(lock_id, word=False) for lock_id in thread.holding)
     waiting = _waiting(thread, names)
