@@ -12,7 +12,7 @@ from _thread import _local as _ThreadLocal
 from _thread import allocate_lock as _allocate_raw_lock
 from dataclasses import dataclass
 from itertools import count, islice
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from lockwatch import _baseline, _state
 from lockwatch._snapshot import internal_thread_idents
@@ -56,6 +56,7 @@ class _Edge:
     gates: frozenset[int]  # serials of locks held before ``from`` every time this order was taken
     seq: int
     generation: int  # the declared-order generation this edge was checked against
+    source: str | None = None  # where an imported order was learned (None: learned here)
 
     @property
     def from_id(self) -> str:
@@ -116,6 +117,9 @@ _dead: list[int] = []  # serials of locks that died; drained on the slow path (n
 _reported: dict[tuple[Any, ...], Report | None] = {}  # cycle/rule key -> its report
 _edge_seq = count(1)
 _thread_tokens = count(1)
+# Imported orders have no lock instances here: negative serials and thread
+# tokens never collide with local ones (which count up from 1).
+_foreign_ids = count(-1, -1)
 
 # --- configuration in force (module globals: read without locking) ------------
 
@@ -248,6 +252,101 @@ def class_orders() -> list[ClassOrder]:
         )
         for edge, u, v in sorted(found, key=lambda item: item[0].seq)
     ]
+
+
+def export_class_orders(*, include_imported: bool = False) -> list[dict[str, Any]]:
+    """The learned orders between lock classes as JSON-ready records, oldest first.
+
+    One record per class-level order (``import_class_orders`` elsewhere takes them):
+    ``from``/``to`` creation sites ``[file, line]``, ``from_label``/``to_label``,
+    ``thread``, ``test``, ``stack`` (``[file, line, function]`` frames, outermost
+    first), ``gates`` (sites of the locks held before ``from`` every time) and
+    ``source`` (None for orders learned here). Same-class nesting is left out (it is
+    judged per instance), and so are imported orders unless ``include_imported``.
+    """
+    _load_graphs()
+    with _graph_lock:
+        found = [
+            (data["edge"], u, v)
+            for u, v, data in _classes.edges(data=True)
+            if include_imported or data["edge"].first.source is None
+        ]
+    found.sort(key=lambda item: item[0].first.seq)
+    return [
+        {
+            "from": list(u),
+            "to": list(v),
+            "from_label": class_edge.first.from_label,
+            "to_label": class_edge.first.to_label,
+            "thread": class_edge.first.thread,
+            "test": class_edge.first.test,
+            "stack": [list(frame) for frame in class_edge.first.stack],
+            "gates": sorted(list(gate) for gate in class_edge.gates),
+            "source": class_edge.first.source,
+        }
+        for class_edge, u, v in found
+    ]
+
+
+def import_class_orders(records: Iterable[Mapping[str, Any]], *, source: str) -> None:
+    """Add class-level orders learned elsewhere (records of ``export_class_orders``).
+
+    No instance edge is made: an imported order takes part in class-level cycle
+    detection like a local one, so a local acquire that closes a cycle with it is
+    reported, with the imported stack and test beside the local ones. Its thread
+    reads ``"<thread> (<source>)"``. An order already known here (learned or
+    imported) is kept as it is; same-class records are skipped. Raises
+    ``ValueError`` naming the first malformed record, before importing anything.
+    """
+    parsed = [_parse_record(record) for record in records]
+    _load_graphs()
+    with _graph_lock:
+        for from_class, to_class, record, stack, gates in parsed:
+            if from_class == to_class or _classes.has_edge(from_class, to_class):
+                continue
+            edge = _Edge(
+                from_serial=next(_foreign_ids),
+                to_serial=next(_foreign_ids),
+                from_label=record["from_label"],
+                to_label=record["to_label"],
+                from_class=from_class,
+                to_class=to_class,
+                thread=f"{record['thread']} ({source})",
+                thread_token=next(_foreign_ids),
+                stack=stack,
+                test=record["test"],
+                gates=frozenset(),  # instance gates mean nothing here; the class gates below do
+                seq=next(_edge_seq),
+                generation=_generation,
+                source=source,
+            )
+            _classes.add_edge(from_class, to_class, edge=_ClassEdge(first=edge, gates=gates))
+
+
+def _parse_record(
+    record: Mapping[str, Any],
+) -> tuple[ClassKey, ClassKey, Mapping[str, Any], tuple[RawFrame, ...], frozenset[ClassKey]]:
+    """Check one exported record; returns its sites, stack and gates as hashable tuples."""
+    try:
+        from_class = _site_key(record["from"])
+        to_class = _site_key(record["to"])
+        for key in ("from_label", "to_label", "thread"):
+            if not isinstance(record[key], str):
+                raise TypeError(f"{key} is not a string")
+        if record["test"] is not None and not isinstance(record["test"], str):
+            raise TypeError("test is not a string")
+        stack = tuple((str(file), int(line), str(function)) for file, line, function in record["stack"])
+        gates = frozenset(_site_key(gate) for gate in record.get("gates", ()))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a lock-order record ({exc!r}): {record!r}") from None
+    return from_class, to_class, record, stack, gates
+
+
+def _site_key(value: Any) -> ClassKey:
+    file, line = value
+    if not isinstance(file, str) or isinstance(line, bool) or not isinstance(line, int):
+        raise TypeError(f"not a [file, line] site: {value!r}")
+    return (file, line)
 
 
 def graph_size() -> tuple[int, int]:
@@ -844,7 +943,9 @@ __all__: list[str] = [
     "check_order",
     "class_orders",
     "deactivate",
+    "export_class_orders",
     "graph_size",
+    "import_class_orders",
     "order_edges",
     "reset",
     "set_test_name",

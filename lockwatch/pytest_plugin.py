@@ -34,7 +34,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from itertools import count
 from typing import TYPE_CHECKING, Any, Generator, Sequence
 
 import pytest
@@ -615,42 +614,24 @@ class _SharedOrders:
     half was taken in another worker.
     """
 
-    _foreign_serials = count(-1, -1)
-
     def __init__(self, directory: str, worker: str) -> None:
         self.directory = directory
         self.worker = worker
         self.path = os.path.join(directory, f"orders-{worker}.jsonl")
         self.exported: set[tuple[Any, Any]] = set()
-        self.imported: set[tuple[Any, Any]] = set()
         self.offsets: dict[str, int] = {}
 
     def export_orders(self) -> None:
         from lockwatch import _order
 
         lines = []
-        with _order._graph_lock:
-            for from_class, to_class, data in _order._classes.edges(data=True):
-                key = (from_class, to_class)
-                if key in self.exported or key in self.imported:
-                    continue
-                self.exported.add(key)
-                edge = data["edge"].first
-                lines.append(
-                    json.dumps(
-                        {
-                            "from": list(from_class),
-                            "to": list(to_class),
-                            "from_label": edge.from_label,
-                            "to_label": edge.to_label,
-                            "thread": edge.thread,
-                            "test": edge.test,
-                            "stack": [list(frame) for frame in edge.stack],
-                            "gates": [list(gate) for gate in data["edge"].gates],
-                            "worker": self.worker,
-                        }
-                    )
-                )
+        for record in _order.export_class_orders():  # orders learned here (imported ones are not re-exported)
+            key = (tuple(record["from"]), tuple(record["to"]))
+            if key in self.exported:
+                continue
+            self.exported.add(key)
+            record["worker"] = self.worker
+            lines.append(json.dumps(record))
         if lines:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")  # one write: readers see whole lines or nothing new
@@ -658,34 +639,21 @@ class _SharedOrders:
     def import_orders(self) -> None:
         from lockwatch import _order
 
+        by_worker: dict[str, list[dict[str, Any]]] = {}
         for entry in self._read_new():
-            if entry.get("worker") == self.worker:
-                continue
-            from_class, to_class = tuple(entry["from"]), tuple(entry["to"])
-            key = (from_class, to_class)
-            if from_class == to_class:
-                continue
-            with _order._graph_lock:
-                if _order._classes.has_edge(from_class, to_class):
-                    continue
-                edge = _order._Edge(
-                    from_serial=next(self._foreign_serials),
-                    to_serial=next(self._foreign_serials),
-                    from_label=entry["from_label"],
-                    to_label=entry["to_label"],
-                    from_class=from_class,  # type: ignore[arg-type]
-                    to_class=to_class,  # type: ignore[arg-type]
-                    thread=f"{entry['thread']} (xdist worker {entry['worker']})",
-                    thread_token=next(self._foreign_serials),
-                    stack=tuple(tuple(frame) for frame in entry["stack"]),  # type: ignore[misc]
-                    test=entry["test"],
-                    gates=frozenset(),
-                    seq=next(_order._edge_seq),
-                    generation=_order._generation,
-                )
-                gates = frozenset(tuple(gate) for gate in entry["gates"])
-                _order._classes.add_edge(from_class, to_class, edge=_order._ClassEdge(first=edge, gates=gates))  # type: ignore[arg-type]
-                self.imported.add(key)
+            worker = entry.get("worker")
+            if isinstance(worker, str) and worker != self.worker:
+                by_worker.setdefault(worker, []).append(entry)
+        for worker, entries in sorted(by_worker.items()):
+            try:
+                _order.import_class_orders(entries, source=f"xdist worker {worker}")
+            except ValueError:
+                # A damaged batch: keep the good records, one by one.
+                for entry in entries:
+                    try:
+                        _order.import_class_orders([entry], source=f"xdist worker {worker}")
+                    except ValueError:
+                        continue
 
     def _read_new(self) -> list[dict[str, Any]]:
         entries = []

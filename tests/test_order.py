@@ -644,3 +644,121 @@ def test_stdlib_queue_and_condition_hand_offs_are_not_reported(watch: Any) -> No
         worker.join(10)
     assert not worker.is_alive()
     assert order_warnings(record) == []
+
+
+# --- exporting and importing class-level orders (shared between processes) -------------
+
+
+class Store:
+    """Two locks with fixed creation sites: every instance belongs to the same two lock classes."""
+
+    def __init__(self) -> None:
+        self.index = threading.Lock()
+        self.data = threading.Lock()
+
+
+def learn_elsewhere(source_test: str) -> list[dict[str, Any]]:
+    """Learn index -> data in a thread, export it, then forget everything (as if another process)."""
+    _order.set_test_name(source_test)
+    try:
+        store = Store()
+        run_in_thread(nest(store.index, store.data), "indexer")
+    finally:
+        _order.set_test_name(None)
+    records = json.loads(json.dumps(_order.export_class_orders()))  # through JSON, as between processes
+    _order.reset()
+    return records
+
+
+def test_exported_class_orders_are_json_records(watch: Any) -> None:
+    watch()
+    records = learn_elsewhere("test_other.py::test_index")
+    store = Store()
+    [record] = records
+    index_line, data_line = store.index.site[1], store.data.site[1]
+    assert record["from"] == [__file__, index_line] and record["to"] == [__file__, data_line]
+    assert (record["from_label"], record["to_label"]) == (
+        f"Lock from test_order.py:{index_line}",
+        f"Lock from test_order.py:{data_line}",
+    )
+    assert record["thread"] == "indexer"
+    assert record["test"] == "test_other.py::test_index"
+    assert record["source"] is None and record["gates"] == []
+    file, line, function = record["stack"][-1]
+    assert function == "take_both" and file == __file__
+    assert "with inner:" in Path(__file__).read_text().splitlines()[line - 1]
+
+
+def test_imported_order_closes_a_cycle_with_both_stacks_and_tests(watch: Any, tmp_path: Path) -> None:
+    watch()
+    records = learn_elsewhere("test_other.py::test_index")
+    _order.import_class_orders(records, source="xdist worker gw1")
+    # Class-level only: no instance edge, and it is not exported again as this process's own.
+    assert _order.order_edges() == []
+    assert _order.export_class_orders() == []
+    [again] = [r for r in _order.export_class_orders(include_imported=True) if r["thread"].startswith("indexer")]
+    assert again["source"] == "xdist worker gw1" and again["thread"] == "indexer (xdist worker gw1)"
+
+    store = Store()
+    _order.set_test_name("test_here.py::test_write")
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            run_in_thread(nest(store.data, store.index), "writer")
+    finally:
+        _order.set_test_name(None)
+    [warning] = order_warnings(record)
+    [cycle] = warning.report.order_cycles
+    assert [(e.thread, e.test) for e in cycle] == [
+        ("indexer (xdist worker gw1)", "test_other.py::test_index"),
+        ("writer", "test_here.py::test_write"),
+    ]
+    assert [e.stack[-1].function for e in cycle] == ["take_both", "take_both"]
+    assert cycle[0].stack[-1].code == "with inner:"
+    assert warning.report.single_thread is False
+    assert "test_other.py::test_index" in str(warning) and "test_here.py::test_write" in str(warning)
+    [dump] = dumps(tmp_path)
+    assert [e["thread"] for e in dump["order_cycles"][0]] == ["indexer (xdist worker gw1)", "writer"]
+
+
+def test_imported_order_refuses_the_closing_acquire_in_raise_mode(watch: Any) -> None:
+    watch(order="raise")
+    _order.import_class_orders(learn_elsewhere("test_other.py::test_index"), source="elsewhere")
+    store = Store()
+    with pytest.raises(LockOrderViolation) as caught:
+        nest(store.data, store.index)()
+    assert "indexer (elsewhere)" in str(caught.value)
+    assert not store.index.locked() and not store.data.locked()
+
+
+def test_import_keeps_known_orders_and_skips_same_class(watch: Any) -> None:
+    watch()
+    records = learn_elsewhere("test_other.py::test_index")
+    store = Store()
+    run_in_thread(nest(store.index, store.data), "local")  # the same order, learned here first
+    same = dict(records[0], to=records[0]["from"])
+    _order.import_class_orders([*records, same], source="elsewhere")
+    orders = _order.export_class_orders(include_imported=True)
+    mine = [r for r in orders if r["from"] == records[0]["from"]]
+    assert [(r["to"], r["thread"], r["source"]) for r in mine] == [(records[0]["to"], "local", None)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"from": "not a site"},
+        {"to": ["file.py", "three"]},
+        {"stack": [["file.py", 1]]},
+        {"thread": None},
+        {"test": 3},
+    ],
+)
+def test_malformed_record_is_refused_before_importing_anything(watch: Any, damage: dict[str, Any]) -> None:
+    watch()
+    records = learn_elsewhere("test_other.py::test_index")
+    other = dict(records[0], **{"from": ["other.py", 1], "to": ["other.py", 2]})
+    with pytest.raises(ValueError, match="not a lock-order record"):
+        _order.import_class_orders([other, dict(records[0], **damage)], source="elsewhere")
+    with pytest.raises(ValueError, match="not a lock-order record"):
+        _order.import_class_orders(["not a mapping"], source="elsewhere")  # type: ignore[list-item]
+    assert _order.export_class_orders(include_imported=True) == []
