@@ -113,20 +113,20 @@ class InstrumentedLock:
 
     # --- shared pieces of acquire -----------------------------------------------
 
-    def _order_known(self, held: list[InstrumentedLock]) -> bool:
-        """Whether every (held → self) order is already known and settled (a set lookup each)."""
+    def _order_unknown(self, held: list[InstrumentedLock]) -> bool:
+        """Whether some (held → self) order is not yet known and settled (a set lookup each)."""
         preds = self._preds
         if preds is None:
-            return False
+            return True
         for other in held:
             if other._serial not in preds:
-                return False
-        return True
+                return True
+        return False
 
     def _check_order(self, state: ThreadState, held: list[InstrumentedLock]) -> None:
         """Hand new (held → self) orders to the order checker, which may refuse the acquire."""
         checker = _state.order_checker
-        if checker is not None and not self._order_known(held):
+        if checker is not None and self._order_unknown(held):
             checker(state, self, held)
 
     def _wait(self, state: ThreadState, blocking: Any, timeout: Any) -> bool:
@@ -195,12 +195,15 @@ class Lock(InstrumentedLock):
             except AttributeError:
                 state = current_state()
             held = state.held
-            if held and blocking and _state.order_checker is not None and not self._order_known(held):
-                try:
-                    _state.order_checker(state, self, held)
-                except BaseException:
-                    self._real.release()
-                    raise
+            if held and blocking and _state.order_checker is not None:
+                # Known orders cost a set lookup; the checker only sees new ones.
+                preds = self._preds
+                if preds is None or held[-1]._serial not in preds or (len(held) > 1 and self._order_unknown(held)):
+                    try:
+                        _state.order_checker(state, self, held)
+                    except BaseException:
+                        self._real.release()
+                        raise
             self._owner = state
             held.append(self)
             return True
@@ -287,12 +290,14 @@ class RLock(InstrumentedLock):
                 return True
             if self._real.acquire(False):
                 held = state.held
-                if held and blocking and _state.order_checker is not None and not self._order_known(held):
-                    try:
-                        _state.order_checker(state, self, held)
-                    except BaseException:
-                        self._real.release()
-                        raise
+                if held and blocking and _state.order_checker is not None:
+                    preds = self._preds
+                    if preds is None or held[-1]._serial not in preds or (len(held) > 1 and self._order_unknown(held)):
+                        try:
+                            _state.order_checker(state, self, held)
+                        except BaseException:
+                            self._real.release()
+                            raise
                 self._owner = state
                 self._count = 1
                 held.append(self)
