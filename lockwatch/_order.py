@@ -523,9 +523,12 @@ def _known_class_edge(
 
 
 def _thread_name(state: _state.ThreadState) -> str:
-    # threading._active, not current_thread(): that would create dummy Thread objects.
-    thread = threading._active.get(state.ident)  # type: ignore[attr-defined]
-    return thread.name if thread is not None else f"thread-{state.ident}"
+    # Called by the thread itself: its live name (it may have been renamed since
+    # its state was made) is recorded, so reports made after it ends name it too.
+    name = _state.python_thread_name(state.ident)
+    if name is not None:
+        state.name = name
+    return state.name or f"thread-{state.ident}"
 
 
 def _record(

@@ -143,6 +143,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         owner = lock._owner
         if owner is not None and owner.ident not in holdings:
             holdings[owner.ident] = [lock]
+            states.setdefault(owner.ident, owner)
 
     attributes = attribute_labels(involved.values()) if labels else {}
 
@@ -158,16 +159,23 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         if waiting is None and frame is not None:
             waiting_in = _condition_wait(frame)
         state = states.get(ident)
+        alive = frame is not None and (state is None or state.alive)
+        if alive and thread is not None:
+            name = thread.name
+        else:
+            # Gone: the name recorded when its state was made (its Thread object is gone too).
+            recorded = state.name if state is not None else None
+            name = recorded or (thread.name if thread is not None else None) or f"thread-{ident}"
         thread_infos.append(
             ThreadInfo(
                 id=ident,
-                name=thread.name if thread is not None else f"thread-{ident}",
-                daemon=bool(thread.daemon) if thread is not None else False,
+                name=name,
+                daemon=bool(thread.daemon) if alive and thread is not None else False,
                 holding=tuple(lock.id for lock in holdings.get(ident, ())),
                 waiting_for=None if waiting is None else waiting[0].id,
                 waiting_seconds=None if waiting is None else round(waiting[1] or 0.0, 6),
                 stack=frames_of(frame),
-                alive=frame is not None and (state is None or state.alive),
+                alive=alive,
                 waiting_in=waiting_in,
             )
         )

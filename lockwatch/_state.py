@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from _thread import _local as _ThreadLocal
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident
@@ -35,11 +36,15 @@ class ThreadState:
         "wait_timed",
         "pending_error",
         "alive",
+        "name",
         "__weakref__",
     )
 
-    def __init__(self, ident: int) -> None:
+    def __init__(self, ident: int, name: str | None = None) -> None:
         self.ident = ident
+        # The thread's name when its state was made: reports still name the
+        # thread after it ended (the live name wins while it runs).
+        self.name = name
         self.held: list[InstrumentedLock] = []
         self.waiting_for: InstrumentedLock | None = None
         self.wait_since: float | None = None
@@ -72,7 +77,8 @@ def current_state() -> ThreadState:
 
 def _new_state() -> ThreadState:
     global _created_since_prune
-    state = ThreadState(get_ident())
+    ident = get_ident()
+    state = ThreadState(ident, python_thread_name(ident))
     _local.state = state
     with registry_lock:
         threads[state.ident] = state
@@ -83,6 +89,22 @@ def _new_state() -> ThreadState:
     if prune:
         prune_dead_threads()
     return state
+
+
+def python_thread_name(ident: int) -> str | None:
+    """The name of the threading.Thread running as ``ident``, or None (raw _thread threads).
+
+    Reads ``threading._active`` (never ``current_thread()``, which would make a
+    dummy Thread); a thread that is still starting is only in ``threading._limbo``
+    (its start-up Event takes an instrumented lock before it is registered).
+    """
+    try:
+        thread = threading._active.get(ident)  # type: ignore[attr-defined]
+        if thread is None:
+            thread = next((t for t in list(threading._limbo) if t._ident == ident), None)  # type: ignore[attr-defined]
+        return None if thread is None else str(thread.name)
+    except Exception:  # a name is a nicety: never fail a lock acquire over it
+        return None
 
 
 def prune_dead_threads() -> None:
