@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 import gc
 import os
 import platform
@@ -55,48 +56,155 @@ def short_site(site: tuple[str, int, str] | None) -> str | None:
 
 
 def attribute_labels(locks: Iterable[InstrumentedLock]) -> dict[int, str]:
-    """Name locks by the attribute that holds them (``Account.lock``), where one does.
+    """Name locks by what holds them, where something does: ``Account.lock``,
+    ``app.settings_lock`` (a module global), ``ResourceManager.locks['db']`` (a
+    dict attribute), ``Table.stripes[3]`` (a list attribute), ``app.LOCKS['db']``.
 
-    One ``gc.get_referrers`` pass over the heap: fine at report time, never on
-    the hot path. A referrer is a namespace dict (module globals, or an
-    instance ``__dict__`` that exists as an object) or, on Pythons that keep
-    instance attributes inline, the instance itself.
+    Keyed by ``id(lock)``. Report time only, never the hot path: one
+    ``gc.get_referrers`` pass over the heap for the locks, one for the dicts and
+    lists they sit in (and for namespace dicts whose object is not known yet),
+    and a last one only for containers found in such a dict. A referrer is a
+    namespace (module globals, or an instance ``__dict__`` that exists as an
+    object), an instance whose attributes are kept inline, or a container.
+    Anything odd about an object means no label from it, never an error.
     """
     wanted = {id(lock): lock for lock in locks}
     if not wanted:
         return {}
     labels: dict[int, str] = {}
     try:
-        referrers = gc.get_referrers(*wanted.values())
-    except Exception:  # pragma: no cover - defensive
-        return {}
-    for referrer in referrers:
-        if isinstance(referrer, dict):
-            namespace, owner_name = referrer, None
-        else:
-            namespace = getattr(referrer, "__dict__", None)
-            if not isinstance(namespace, dict):
-                continue
-            owner_name = referrer.__name__ if isinstance(referrer, type) else type(referrer).__name__
-        for key, value in list(namespace.items()):
-            if id(value) in wanted and id(value) not in labels and isinstance(key, str):
-                if owner_name is None:
-                    owner_name = _dict_owner_name(namespace)
-                if owner_name:
-                    labels[id(value)] = f"{owner_name}.{key}"
+        _label_by_referrers(wanted, labels)
+    except Exception:  # labels are a nicety: a report without them is still a report
+        pass
     return labels
 
 
-def _dict_owner_name(namespace: dict[str, Any]) -> str:
-    """The class name of the object whose ``__dict__`` this is, or a module's name."""
-    if namespace.get("__name__") and "__builtins__" in namespace:
-        return str(namespace["__name__"])
-    for owner in gc.get_referrers(namespace):
-        if getattr(owner, "__dict__", None) is namespace:
-            if isinstance(owner, type):
-                return owner.__name__
-            return type(owner).__name__
-    return ""
+# A container's entries that are wanted locks: (lock id, "[key]") pairs.
+_Entries = list[tuple[int, str]]
+
+
+def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
+    # Namespace dicts whose owning object is not known yet: id -> (dict, [(lock id, attribute)]).
+    namespaces: dict[int, tuple[dict[Any, Any], list[tuple[int, str]]]] = {}
+    # Dicts and lists holding wanted locks: id -> (container, entries).
+    containers: dict[int, tuple[Any, _Entries]] = {}
+    for referrer in gc.get_referrers(*wanted.values()):
+        try:
+            if isinstance(referrer, dict):
+                attributes = [(id(v), k) for k, v in referrer.items() if id(v) in wanted and isinstance(k, str)]
+                if attributes and _is_module_namespace(referrer):
+                    for lock_id, key in attributes:
+                        labels.setdefault(lock_id, f"{referrer['__name__']}.{key}")
+                    continue
+                if attributes and all(key.isidentifier() for _lock_id, key in attributes):
+                    namespaces[id(referrer)] = (referrer, attributes)  # maybe an instance __dict__
+                entries = [(id(v), _subscript(k)) for k, v in referrer.items() if id(v) in wanted]
+                entries = [(lock_id, text) for lock_id, text in entries if text]
+                if entries:
+                    containers[id(referrer)] = (referrer, entries)
+            elif isinstance(referrer, list):  # tuples left out: mostly call arguments (Thread._args)
+                entries = [(id(v), f"[{index}]") for index, v in enumerate(referrer) if id(v) in wanted]
+                if entries:
+                    containers[id(referrer)] = (referrer, entries)
+            elif not isinstance(referrer, type):  # an instance keeping its attributes inline
+                owner_name = _owner_name(referrer)
+                for namespace in _namespaces_of(referrer):
+                    for key, value in list(namespace.items()):
+                        if id(value) in wanted and isinstance(key, str):
+                            labels.setdefault(id(value), f"{owner_name}.{key}")
+        except Exception:
+            continue
+    if not namespaces and not containers:
+        return
+
+    # Second pass: who holds those dicts and containers.
+    container_labels: dict[int, str] = {}  # lock id -> label through a container (attributes win)
+    parents: dict[int, tuple[dict[Any, Any], list[tuple[str, Any]]]] = {}  # plain dicts holding containers
+    looked_up = {**{k: v[0] for k, v in namespaces.items()}, **{k: v[0] for k, v in containers.items()}}
+    for owner in gc.get_referrers(*looked_up.values()):
+        try:
+            if isinstance(owner, dict):
+                held = [(k, v) for k, v in owner.items() if id(v) in containers and isinstance(k, str)]
+                if not held:
+                    continue
+                if _is_module_namespace(owner):
+                    for key, container in held:
+                        _label_entries(container_labels, f"{owner['__name__']}.{key}", containers[id(container)][1])
+                elif all(key.isidentifier() for key, _container in held):
+                    parents[id(owner)] = (owner, held)  # an instance __dict__ holding containers?
+                continue
+            if isinstance(owner, (list, tuple)):
+                continue  # nested containers (and the pass's own bookkeeping): not named
+            owner_name = _owner_name(owner)
+            for namespace in _namespaces_of(owner):
+                found = namespaces.get(id(namespace))
+                if found is not None and found[0] is namespace:  # the object whose __dict__ holds wanted locks
+                    for lock_id, key in found[1]:
+                        labels.setdefault(lock_id, f"{owner_name}.{key}")
+                for key, value in list(namespace.items()):
+                    if id(value) in containers and isinstance(key, str):
+                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(value)][1])
+        except Exception:
+            continue
+
+    # Last pass, only for containers kept in a materialized instance __dict__.
+    parents = {key: value for key, value in parents.items() if key not in namespaces}
+    if parents:
+        for owner in gc.get_referrers(*(parent for parent, _held in parents.values())):
+            try:
+                if isinstance(owner, (dict, list, tuple)):
+                    continue
+                for namespace in _namespaces_of(owner):
+                    found = parents.get(id(namespace))
+                    if found is None or found[0] is not namespace:
+                        continue
+                    owner_name = _owner_name(owner)
+                    for key, container in found[1]:
+                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(container)][1])
+            except Exception:
+                continue
+    for lock_id, label in container_labels.items():
+        labels.setdefault(lock_id, label)
+
+
+def _label_entries(labels: dict[int, str], prefix: str, entries: _Entries) -> None:
+    for lock_id, subscript in entries:
+        labels.setdefault(lock_id, prefix + subscript)
+
+
+def _is_module_namespace(namespace: dict[Any, Any]) -> bool:
+    return bool(namespace.get("__name__")) and "__builtins__" in namespace
+
+
+def _namespaces_of(obj: Any) -> list[dict[Any, Any]]:
+    """The attribute dict of an instance, or of a class (behind its mappingproxy); else none."""
+    if isinstance(obj, type):
+        return [d for d in gc.get_referents(obj) if isinstance(d, dict)]
+    try:
+        # Not getattr(): a class's own __getattribute__/__getattr__ is user code.
+        namespace = object.__getattribute__(obj, "__dict__")
+    except Exception:
+        return []
+    return [namespace] if isinstance(namespace, dict) else []
+
+
+def _owner_name(obj: Any) -> str:
+    """A class by its name; an instance by its class's name."""
+    return obj.__name__ if isinstance(obj, type) else type(obj).__name__
+
+
+def _subscript(key: Any) -> str:
+    """``['db']`` for a dict key of a plain type (no user __repr__ runs); "" for other keys."""
+    if isinstance(key, enum.Enum):
+        text = f"{type(key).__name__}.{key.name}"
+    elif type(key) in _PLAIN_KEYS or (type(key) is tuple and all(type(part) in _PLAIN_KEYS for part in key)):
+        text = repr(key)
+    else:
+        return ""
+    return f"[{text}]" if len(text) <= 40 else f"[{text[:37]}...]"
+
+
+_PLAIN_KEYS = (str, int, float, bytes, bool, type(None))
 
 
 def lock_kind(lock: InstrumentedLock) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import _thread
+import enum
+import gc
 import threading
+import types
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,3 +112,151 @@ def test_thread_name_is_looked_up_without_creating_dummy_threads() -> None:
     before = dict(threading._active)  # type: ignore[attr-defined]
     assert _state.python_thread_name(-12345) is None
     assert dict(threading._active) == before  # type: ignore[attr-defined]
+
+
+# --- labels of locks kept in containers ----------------------------------------------------
+
+
+class ResourceManager:
+    def __init__(self, names: list[str]) -> None:
+        self.locks = {name: lockwatch.Lock() for name in names}
+
+
+class Table:
+    def __init__(self, stripes: int) -> None:
+        self.stripes = [lockwatch.Lock() for _ in range(stripes)]
+
+
+class Account:
+    def __init__(self) -> None:
+        self.lock = lockwatch.Lock()
+
+
+class Registry:
+    GLOBAL = lockwatch.Lock()
+    BY_NAME = {"jobs": lockwatch.Lock()}
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Shouty:
+    """A dict key whose repr is user code that fails: never run for a label."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+    def __hash__(self) -> int:
+        return 7
+
+
+class Hostile:
+    """An object whose __dict__ cannot be read."""
+
+    @property  # type: ignore[misc]
+    def __dict__(self) -> Any:
+        raise RuntimeError("no dict for you")
+
+
+def labels_of(*locks: Any) -> list[str | None]:
+    found = _snapshot.attribute_labels(locks)
+    return [found.get(id(lock)) for lock in locks]
+
+
+def test_dict_and_list_attributes_name_their_locks() -> None:
+    manager = ResourceManager(["db", "cache"])
+    table = Table(5)
+    assert labels_of(manager.locks["db"], manager.locks["cache"], table.stripes[3]) == [
+        "ResourceManager.locks['db']",
+        "ResourceManager.locks['cache']",
+        "Table.stripes[3]",
+    ]
+    # Again, now that the instance dicts exist as objects (the first look made them): same labels.
+    vars(manager), vars(table)
+    assert labels_of(manager.locks["db"], table.stripes[0]) == ["ResourceManager.locks['db']", "Table.stripes[0]"]
+
+
+def test_module_globals_and_class_attributes_name_their_locks() -> None:
+    module = types.ModuleType("app")
+    exec(
+        "import lockwatch\nLOCKS = {'db': lockwatch.Lock()}\nSTRIPES = [lockwatch.Lock(), lockwatch.Lock()]\n"
+        "settings_lock = lockwatch.Lock()\n",
+        module.__dict__,
+    )
+    assert labels_of(module.LOCKS["db"], module.STRIPES[1], module.settings_lock) == [
+        "app.LOCKS['db']",
+        "app.STRIPES[1]",
+        "app.settings_lock",
+    ]
+    assert labels_of(Registry.GLOBAL, Registry.BY_NAME["jobs"]) == ["Registry.GLOBAL", "Registry.BY_NAME['jobs']"]
+
+
+def test_an_attribute_wins_over_a_container_and_odd_keys_get_no_label() -> None:
+    account = Account()
+    index = {"acct-1": account.lock}  # a registry of the same lock
+    keyed = lockwatch.Lock()
+    odd = lockwatch.Lock()
+
+    class Holder:
+        def __init__(self) -> None:
+            self.by_color = {Color.RED: keyed}
+            self.by_object = {Shouty(): odd}
+
+    holder = Holder()
+    assert labels_of(account.lock, keyed, odd) == ["Account.lock", "Holder.by_color[Color.RED]", None]
+    assert index and holder
+
+
+def test_a_hostile_object_costs_its_own_label_only() -> None:
+    hostile = Hostile()
+    object.__setattr__(hostile, "lock", lockwatch.Lock())
+    table = Table(2)
+    assert labels_of(object.__getattribute__(hostile, "lock"), table.stripes[1]) == [None, "Table.stripes[1]"]
+
+
+def test_locks_in_call_arguments_and_local_lists_get_no_label() -> None:
+    lock = lockwatch.Lock()
+    taken = [lock]
+    never_started = threading.Thread(target=lambda *args: None, args=(lock,), name="idle")  # Thread._args
+    assert labels_of(lock) == [None]
+    assert taken and never_started
+
+
+def test_labels_cost_at_most_three_heap_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = gc.get_referrers
+    calls: list[int] = []
+
+    def counting(*objects: Any) -> list[Any]:
+        calls.append(len(objects))
+        return real(*objects)
+
+    managers = [ResourceManager(["db", "cache"]) for _ in range(20)]
+    tables = [Table(4) for _ in range(20)]
+    for manager in managers[:10]:
+        vars(manager)  # some instance dicts exist as objects: the last pass finds their objects
+    locks = [lock for m in managers for lock in m.locks.values()] + [lock for t in tables for lock in t.stripes]
+    monkeypatch.setattr(gc, "get_referrers", counting)
+    found = _snapshot.attribute_labels(locks)
+    assert len(calls) <= 3
+    assert found[id(managers[0].locks["db"])] == "ResourceManager.locks['db']"
+    assert found[id(managers[15].locks["cache"])] == "ResourceManager.locks['cache']"
+    assert found[id(tables[19].stripes[2])] == "Table.stripes[2]"
+
+
+def test_a_failing_heap_pass_means_no_labels_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    manager = ResourceManager(["db"])
+
+    def broken(*objects: Any) -> list[Any]:
+        raise MemoryError("no heap walk today")
+
+    monkeypatch.setattr(gc, "get_referrers", broken)
+    assert _snapshot.attribute_labels(manager.locks.values()) == {}
+
+
+def test_snapshot_of_a_held_lock_in_a_dict_uses_the_container_label(patched: None) -> None:
+    manager = ResourceManager(["db", "cache"])
+    with manager.locks["db"]:
+        report = _snapshot.take()
+    [info] = [lock for lock in report.locks if lock.id == manager.locks["db"].id]
+    assert info.label == "ResourceManager.locks['db']"
