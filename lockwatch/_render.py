@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
 import subprocess
+import textwrap
 import zlib
-from typing import Any
+from typing import Any, Iterable
 
 from lockwatch._errors import RenderError
-from lockwatch._model import Frame, Report, ThreadInfo
+from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
 from lockwatch._text import user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
@@ -24,12 +26,25 @@ _INSTALL_HINT = (
     "or from https://graphviz.org/download/, or use -f dot"
 )
 
-# Colours: the cycle shouts, bystanders whisper, everything else is plain.
-_CYCLE = "red"
+# Colours: the cycle shouts (red, bold, tinted), bystanders whisper (grey), everything else is
+# plain and light (blue threads, yellow locks) so the eye goes to the loop first.
+_CYCLE = "red3"
+_CYCLE_FILL = "#ffe4e1"
+_CYCLE_WIDTH = "2.5"
 _MUTED = "grey55"
-_THREAD_FILL = "#dbe9f6"
-_LOCK_FILL = "#fff3c4"
-_MUTED_FILL = "#f2f2f2"
+_MUTED_FILL = "#f4f4f4"
+_THREAD_FILL = "#e3eef9"
+_LOCK_FILL = "#fff6d5"
+_PLAIN = "grey30"
+_NOTE = "grey40"
+_FONT = "Helvetica"
+_CODE_FONT = "Courier"
+
+# Longest code excerpt / summary line drawn, in characters: pictures stay readable, the
+# tooltips and the text report carry everything in full.
+_CODE_WIDTH = 44
+_SUMMARY_WIDTH = 110
+_SUMMARY_LINES = 3
 
 
 def has_dot() -> bool:
@@ -44,18 +59,20 @@ def to_dot(report: Report) -> str:
     graph = graphviz.Digraph("lockwatch", strict=False)
     graph.attr(
         labelloc="t",
-        fontname="Helvetica",
-        rankdir="LR",
+        labeljust="c",
+        fontname=_FONT,
+        fontsize="12",
+        bgcolor="white",
+        pad="0.3",
         tooltip=_text(report.summary or f"lockwatch {report.kind}"),
     )
-    graph.attr("node", fontname="Helvetica", fontsize="11")
-    graph.attr("edge", fontname="Helvetica", fontsize="10")
+    graph.attr("node", fontname=_FONT, fontsize="11", margin="0.15,0.08")
+    graph.attr("edge", fontname=_FONT, fontsize="10", arrowsize="0.9")
     if report.kind == "lock-order" or (report.order_cycles and not report.cycles):
-        notes = _draw_order(graph, report)
+        headline, legend, notes = _draw_order(graph, report)
     else:
-        notes = _draw_waits(graph, report)
-    title = f"lockwatch {report.kind} - {report.created} - process {report.pid}"
-    graph.attr(label=_text("\n".join([title, *notes])))
+        headline, legend, notes = _draw_waits(graph, report)
+    graph.attr(label=_title(report, headline, legend, notes))
     return str(graph.source)
 
 
@@ -101,11 +118,12 @@ def run_dot(source: str, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
 # -- wait-for graph (deadlock, hang, snapshot) -------------------------------------------
 
 
-def _draw_waits(graph: Any, report: Report) -> list[str]:
+def _draw_waits(graph: Any, report: Report) -> tuple[str, list[str], list[str]]:
     threads = {t.id: t for t in report.threads}
     locks = {lock.id: lock for lock in report.locks}
     cycle_threads = {step.thread for cycle in report.cycles for step in cycle}
     cycle_locks = {step.lock for cycle in report.cycles for step in cycle}
+    cycle_waits = {(step.thread, step.lock) for cycle in report.cycles for step in cycle}
     # A cycle's "held by" edge runs from a step's lock to the next step's thread.
     cycle_held: set[tuple[str, int]] = set()
     for cycle in report.cycles:
@@ -124,9 +142,7 @@ def _draw_waits(graph: Any, report: Report) -> list[str]:
             held[(lock.id, lock.owner)] = max(lock.count, 1)
         for waiter in lock.waiters:
             waits.add((waiter, lock.id))
-    for cycle in report.cycles:
-        for step in cycle:
-            waits.add((step.thread, step.lock))
+    waits |= cycle_waits
     for lock_id, owner in cycle_held:
         held.setdefault((lock_id, owner), 1)
 
@@ -135,69 +151,192 @@ def _draw_waits(graph: Any, report: Report) -> list[str]:
     thread_ids |= {t.id for t in report.threads if t.waiting_in is not None or t.role is not None}
     lock_ids = {lock for _, lock in waits} | {lock for lock, _ in held} | set(locks)
 
-    for ident in sorted(thread_ids):
-        _thread_node(graph, ident, threads.get(ident), ident in cycle_threads, report.victim == ident)
-    for lock_id in sorted(lock_ids, key=_natural):
-        _lock_node(graph, lock_id, locks.get(lock_id), lock_id in cycle_locks, _all_muted(lock_id, threads, held, waits))
+    loop = _deadlock_loop(report.cycles[0]) if len(report.cycles) == 1 else None
+    if loop is not None:
+        graph.attr(rankdir="TB", nodesep="0.9", ranksep="0.55")
+    elif len(report.cycles) > 1:
+        # Several cycles: circo puts each on a circle, which still reads as loops.
+        graph.attr(layout="circo", mindist="0.5", splines="true", overlap="false")
+    else:
+        graph.attr(rankdir="LR", nodesep="0.4", ranksep="0.6")
 
+    names = _duplicate_names(report.threads)
+    for ident in sorted(thread_ids):
+        _thread_node(graph, ident, threads.get(ident), ident in cycle_threads, report.victim == ident,
+                     ident in names)
+    for lock_id in sorted(lock_ids, key=_natural):
+        _lock_node(graph, lock_id, locks.get(lock_id), lock_id in cycle_locks,
+                   _all_muted(lock_id, threads, held, waits))
+
+    outside: dict[str, list[str]] = {}  # loop node -> the other nodes drawn in its row
     for ident, lock_id in sorted(waits, key=lambda e: (e[0], _natural(e[1]))):
-        hot = ident in cycle_threads and lock_id in cycle_locks and (ident, lock_id) in _cycle_waits(report)
+        hot = (ident, lock_id) in cycle_waits
         seconds = threads[ident].waiting_seconds if ident in threads else None
-        label = "waits for" if seconds is None else f"waits for\n{seconds:.1f} s"
-        graph.edge(_tid(ident), _lid(lock_id), label=_text(label), style="dashed", **_edge_style(hot, _muted(threads.get(ident))))
+        label = "waits for" if seconds is None else f"waits for {_seconds(seconds)}"
+        _edge(graph, loop, outside, _tid(ident), _lid(lock_id), label=_text(label), style="dashed",
+              **_edge_style(hot, _muted(threads.get(ident))))
     for (lock_id, ident), count in sorted(held.items(), key=lambda e: (_natural(e[0][0]), e[0][1])):
         hot = (lock_id, ident) in cycle_held
-        label = "held by" if count <= 1 else f"held by\n({count} times)"
-        graph.edge(_lid(lock_id), _tid(ident), label=_text(label), style="solid", **_edge_style(hot, _muted(threads.get(ident))))
+        label = "held by" if count <= 1 else f"held by ({count} times)"
+        _edge(graph, loop, outside, _lid(lock_id), _tid(ident), label=_text(label), style="solid",
+              **_edge_style(hot, _muted(threads.get(ident))))
+    if loop is not None:
+        _pin_loop(graph, loop, outside)
 
+    legend = ["dashed arrow: waits for", "solid arrow: held by"]
+    if report.cycles:
+        legend.insert(0, "red: the deadlock cycle")
+    if any(_muted(threads.get(t)) for t in thread_ids):
+        legend.append("grey: blocked behind the cycle")
+    notes = []
     hidden = len([t for t in report.threads if t.id not in thread_ids])
     if hidden:
-        return [f"({hidden} other thread{'s' if hidden != 1 else ''}, holding and waiting for nothing, not shown)"]
-    return []
+        notes.append(f"{hidden} other thread{'s' if hidden != 1 else ''}, holding and waiting for nothing, not shown")
+    return _waits_headline(report), legend, notes
 
 
-def _cycle_waits(report: Report) -> set[tuple[int, str]]:
-    return {(step.thread, step.lock) for cycle in report.cycles for step in cycle}
+class _Loop:
+    """Where each node of a cycle goes so that dot draws the cycle as a loop, not a strip.
+
+    The cycle's nodes (thread, lock, thread, lock, ... or lock, lock, ...) run down the left
+    column and back up the right one: row ``i`` holds node ``i`` on the left and node
+    ``n - 1 - i`` on the right. Only the left column's edges set ranks; the others go up or
+    across a row, so they must not.
+    """
+
+    def __init__(self, nodes: list[str]) -> None:
+        half = (len(nodes) + 1) // 2
+        self.left = nodes[:half]
+        self.right = list(reversed(nodes[half:]))  # top to bottom
+        self.row = {name: index for index, name in enumerate(self.left)}
+        self.row.update({name: index for index, name in enumerate(self.right)})
+        self.ranking = set(zip(self.left, self.left[1:]))
+        self.edges = {(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))}
+
+    @classmethod
+    def of(cls, nodes: list[str]) -> _Loop | None:
+        """The loop for these nodes, or None when a plain layout draws it as well (or it is malformed)."""
+        if len(nodes) < 3 or len(set(nodes)) != len(nodes):
+            return None
+        return cls(nodes)
 
 
-def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool) -> None:
-    if thread is None:
-        graph.node(_tid(ident), label=_text(f"thread {ident}\n(not in this dump)"), shape="box",
-                   style="rounded,dashed", color=_MUTED, fontcolor=_MUTED)
+def _deadlock_loop(cycle: tuple[Any, ...]) -> _Loop | None:
+    nodes: list[str] = []
+    for step in cycle:
+        nodes += [_tid(step.thread), _lid(step.lock)]
+    return _Loop.of(nodes)
+
+
+def _edge(graph: Any, loop: _Loop | None, outside: dict[str, list[str]], tail: str, head: str,
+          **attrs: str) -> None:
+    """Draw one edge; in a loop layout, keep the loop's shape and hang other nodes outside it.
+
+    dot puts the tail of an edge inside a row (rank=same) on the left; an edge that must run
+    right to left is therefore written head -> tail and drawn with dir=back.
+    """
+    if loop is None or (tail, head) in loop.ranking:
+        graph.edge(tail, head, **attrs)
         return
-    lines = [thread.name, f"id {thread.id}"]
-    if thread.waiting_in:
-        lines.append(f"in {thread.waiting_in}")
+    if (tail, head) in loop.edges:
+        if loop.row[tail] != loop.row[head]:
+            graph.edge(tail, head, constraint="false", **attrs)  # goes up or down a column edge
+        elif tail in loop.left:
+            graph.edge(tail, head, **attrs)
+        else:
+            graph.edge(head, tail, dir="back", **attrs)
+        return
+    for inner, other in ((tail, head), (head, tail)):
+        if inner in loop.row and other not in loop.row and not any(other in o for o in outside.values()):
+            # A bystander, or another lock a cycle thread holds: it joins the row of the loop
+            # node it touches, on the outer side, so it never sits inside the loop.
+            outside.setdefault(inner, []).append(other)
+            if (tail == other) == (inner in loop.left):
+                graph.edge(tail, head, **attrs)
+            else:
+                graph.edge(head, tail, dir="back", **attrs)
+            return
+    graph.edge(tail, head, **attrs)
+
+
+def _pin_loop(graph: Any, loop: _Loop, outside: dict[str, list[str]]) -> None:
+    """The rows of the loop (rank=same), left column before right, with nodes hung outside."""
+    for row, left in enumerate(loop.left):
+        right = loop.right[row] if row < len(loop.right) else None
+        with graph.subgraph() as rank:
+            rank.attr(rank="same")
+            for name in (left, right):
+                if name is None:
+                    continue
+                rank.node(name)
+                for other in outside.get(name, ()):
+                    rank.node(other)
+            if right is not None and (left, right) not in loop.edges and (right, left) not in loop.edges:
+                rank.edge(left, right, style="invis")  # no edge of the loop orders this row
+
+
+def _waits_headline(report: Report) -> str:
+    if report.kind == "deadlock" or report.cycles:
+        idents = {step.thread for cycle in report.cycles for step in cycle}
+        if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
+            return "Deadlock: a thread waits for a lock it holds itself"
+        if not idents:
+            return "Deadlock"
+        cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
+        return f"Deadlock: {len(idents)} threads{cycles} wait for each other"
+    if report.kind == "hang":
+        waiting = [t for t in report.threads if t.waiting_for is not None or t.waiting_in is not None]
+        longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
+        if not waiting:
+            return "Hang"
+        who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
+        return f"Hang: {who} blocked (longest {_seconds(longest)})"
+    held = sum(1 for lock in report.locks if lock.owner is not None)
+    waiting = sum(1 for t in report.threads if t.waiting_for is not None or t.waiting_in is not None)
+    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {waiting} threads waiting"
+
+
+def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,
+                 show_id: bool) -> None:
+    if thread is None:
+        graph.node(_tid(ident), label=_html_lines([(f"thread {ident}", "b"), ("(not in this dump)", "note")]),
+                   shape="box", style="rounded,dashed", color=_MUTED, fontcolor=_MUTED)
+        return
+    muted = _muted(thread) and not in_cycle
+    name = f"{thread.name} (id {thread.id})" if show_id else thread.name
+    lines: list[tuple[str, str]] = [(name, "b")]
     if victim:
-        lines.append("victim (DeadlockError)")
+        lines.append(("victim: gets DeadlockError", "alert"))
+    if thread.waiting_in:
+        lines.append((f"waits in {thread.waiting_in}", "note"))
     frames = user_frames(thread.stack)
     if frames:
-        lines.append(_where(frames[-1]))
-    attrs: dict[str, str] = {"shape": "box", "style": "rounded,filled", "fillcolor": _THREAD_FILL}
+        blocking = frames[-1]
+        verb = "blocked at" if thread.waiting_for is not None or thread.waiting_in is not None else "at"
+        lines.append((f"{verb} {_where(blocking)} in {blocking.function}", "note"))
+        if blocking.code:
+            lines.append((_code_excerpt(blocking.code), "code"))
+    attrs: dict[str, str] = {"shape": "box", "style": "rounded,filled", "fillcolor": _THREAD_FILL,
+                             "color": _PLAIN}
     if in_cycle:
-        attrs.update(color=_CYCLE, penwidth="2.5", fontcolor="black")
-    elif _muted(thread):
-        attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
-    graph.node(_tid(ident), label=_text("\n".join(lines)), tooltip=_stack_tooltip(thread), **attrs)
-
-
-def _lock_node(graph: Any, lock_id: str, lock: Any, in_cycle: bool, muted: bool) -> None:
-    attrs: dict[str, str] = {"shape": "ellipse", "style": "filled", "fillcolor": _LOCK_FILL}
-    if lock is None:
-        graph.node(_lid(lock_id), label=_text(f"{lock_id}\n(not in this dump)"), shape="ellipse",
-                   style="dashed", color=_MUTED, fontcolor=_MUTED)
-        return
-    lines = [lock.title, f"{lock.kind} {lock.id}"]
-    if lock.site is not None:
-        lines.append(f"created {_where(lock.site)}")
-    if in_cycle:
-        attrs.update(color=_CYCLE, penwidth="2.5")
+        attrs.update(color=_CYCLE, penwidth=_CYCLE_WIDTH, fillcolor=_CYCLE_FILL)
     elif muted:
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
-    tooltip = f"{lock.kind} {lock.id} {lock.title!r}"
-    if lock.site is not None:
-        tooltip += f"\ncreated at {lock.site.file}:{lock.site.line} in {lock.site.function}"
-    graph.node(_lid(lock_id), label=_text("\n".join(lines)), tooltip=_text(tooltip), **attrs)
+    graph.node(_tid(ident), label=_html_lines(lines, muted=muted), tooltip=_stack_tooltip(thread), **attrs)
+
+
+def _lock_node(graph: Any, lock_id: str, lock: LockInfo | None, in_cycle: bool, muted: bool) -> None:
+    if lock is None:
+        graph.node(_lid(lock_id), label=_html_lines([(lock_id, "b"), ("(not in this dump)", "note")]),
+                   shape="ellipse", style="dashed", color=_MUTED, fontcolor=_MUTED)
+        return
+    attrs: dict[str, str] = {"shape": "ellipse", "style": "filled", "fillcolor": _LOCK_FILL, "color": _PLAIN}
+    if in_cycle:
+        attrs.update(color=_CYCLE, penwidth=_CYCLE_WIDTH, fillcolor=_CYCLE_FILL)
+    elif muted:
+        attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
+    label = _lock_label(lock_id, lock.title, lock, muted=muted and not in_cycle)
+    graph.node(_lid(lock_id), label=label, tooltip=_lock_tooltip(lock_id, lock.title, lock), **attrs)
 
 
 def _all_muted(lock_id: str, threads: dict[int, ThreadInfo], held: dict[tuple[str, int], int],
@@ -213,58 +352,113 @@ def _muted(thread: ThreadInfo | None) -> bool:
 
 def _edge_style(hot: bool, muted: bool) -> dict[str, str]:
     if hot:
-        return {"color": _CYCLE, "fontcolor": _CYCLE, "penwidth": "2.5"}
+        return {"color": _CYCLE, "fontcolor": _CYCLE, "penwidth": _CYCLE_WIDTH}
     if muted:
         return {"color": _MUTED, "fontcolor": _MUTED}
-    return {}
+    return {"color": _PLAIN, "fontcolor": _PLAIN}
+
+
+def _duplicate_names(threads: Iterable[ThreadInfo]) -> set[int]:
+    """Threads whose name another thread shares: they are told apart by id."""
+    seen: dict[str, list[int]] = {}
+    for thread in threads:
+        seen.setdefault(thread.name, []).append(thread.id)
+    return {ident for idents in seen.values() if len(idents) > 1 for ident in idents}
 
 
 # -- lock-order graph ------------------------------------------------------------------------
 
 
-def _draw_order(graph: Any, report: Report) -> list[str]:
+def _draw_order(graph: Any, report: Report) -> tuple[str, list[str], list[str]]:
     locks = {lock.id: lock for lock in report.locks}
     labels: dict[str, str] = {}
-    edges: dict[tuple[str, str], Any] = {}
+    edges: dict[tuple[str, str], OrderEdge] = {}
     for cycle in report.order_cycles:
         for edge in cycle:
-            labels.setdefault(edge.from_, edge.from_label or "")
-            labels.setdefault(edge.to, edge.to_label or "")
-            labels[edge.from_] = labels[edge.from_] or (edge.from_label or "")
-            labels[edge.to] = labels[edge.to] or (edge.to_label or "")
+            labels[edge.from_] = labels.get(edge.from_) or (edge.from_label or "")
+            labels[edge.to] = labels.get(edge.to) or (edge.to_label or "")
             edges.setdefault((edge.from_, edge.to), edge)
+    # Three or more locks in one cycle: lay them out as a loop; two locks already make one.
+    loop = _Loop.of([_lid(edge.from_) for edge in report.order_cycles[0]]) if len(report.order_cycles) == 1 else None
+    if loop is not None:
+        graph.attr(rankdir="TB", nodesep="1.2", ranksep="0.8")
+    else:
+        graph.attr(rankdir="LR", nodesep="0.5", ranksep="1.6")
     for lock_id in sorted(labels, key=_natural):
         lock = locks.get(lock_id)
         title = labels[lock_id] or (lock.title if lock is not None else lock_id)
-        lines = [title, f"{lock.kind} {lock_id}" if lock is not None else lock_id]
-        tooltip = f"{lock_id} {title!r}"
-        if lock is not None and lock.site is not None:
-            lines.append(f"created {_where(lock.site)}")
-            tooltip += f"\ncreated at {lock.site.file}:{lock.site.line} in {lock.site.function}"
-        graph.node(_lid(lock_id), label=_text("\n".join(lines)), shape="ellipse", style="filled",
-                   fillcolor=_LOCK_FILL, color=_CYCLE, penwidth="2.5", tooltip=_text(tooltip))
+        graph.node(_lid(lock_id), label=_lock_label(lock_id, title, lock), shape="ellipse", style="filled",
+                   fillcolor=_CYCLE_FILL, color=_CYCLE, penwidth=_CYCLE_WIDTH,
+                   tooltip=_lock_tooltip(lock_id, title, lock))
     for (source, target), edge in sorted(edges.items(), key=lambda e: (_natural(e[0][0]), _natural(e[0][1]))):
-        lines = [f'taken by "{edge.thread}"']
+        lines: list[tuple[str, str]] = [(f'taken by "{edge.thread}"', "b")]
         if edge.test:
-            lines.append(f"in {edge.test}")
+            lines.append((f"in {edge.test}", "plain"))
         frames = user_frames(edge.stack)
         if frames:
-            lines.append(_where(frames[-1]))
+            lines.append((f"at {_where(frames[-1])} in {frames[-1].function}", "plain"))
+        if edge.gates:
+            lines.append((f"under {', '.join(edge.gates)}", "plain"))
         tooltip = f"{source} -> {target} first taken by thread {edge.thread!r}"
         if edge.test:
             tooltip += f" in {edge.test}"
         tooltip += "\n" + _stack_text(edge.stack)
-        graph.edge(_lid(source), _lid(target), label=_text("\n".join(lines)), tooltip=_text(tooltip),
-                   color=_CYCLE, fontcolor=_CYCLE, penwidth="2.5")
+        _edge(graph, loop, {}, _lid(source), _lid(target), label=_html_lines(lines, colour=_CYCLE),
+              tooltip=_text(tooltip), color=_CYCLE, fontcolor=_CYCLE, penwidth=_CYCLE_WIDTH)
+    if loop is not None:
+        _pin_loop(graph, loop, {})
+    count = len(labels)
+    headline = (f"Potential deadlock: {count} locks are taken in opposite orders" if count == 2
+                else f"Potential deadlock: {count} locks are taken in a circular order")
+    legend = ["arrow A -> B: B was locked while holding A", "red: the order cycle"]
     notes = []
     if report.rule:
         notes.append(f"declared order broken: {report.rule}")
     if report.single_thread:
         notes.append("one thread took every order: not deadlocked yet")
-    return notes
+    return headline, legend, notes
+
+
+# -- title -------------------------------------------------------------------------------------
+
+
+def _title(report: Report, headline: str, legend: list[str], notes: list[str]) -> str:
+    """Headline, the one-line summary, where it came from, notes and a legend, as an HTML label."""
+    lines: list[tuple[str, str]] = [(headline, "headline")]
+    if report.summary:
+        wrapped = textwrap.wrap(report.summary, _SUMMARY_WIDTH, break_on_hyphens=False)
+        if len(wrapped) > _SUMMARY_LINES:
+            wrapped = wrapped[:_SUMMARY_LINES]
+            wrapped[-1] = _shorten(wrapped[-1] + " ...", _SUMMARY_WIDTH)
+        lines.extend((line, "plain") for line in wrapped)
+    program = os.path.basename(report.argv[0]) if report.argv else "?"
+    origin = f"lockwatch {report.kind} - process {report.pid} ({program}, Python {report.python}) - {report.created}"
+    lines.append((origin, "note"))
+    lines.extend((note, "alert" if note.startswith("declared order broken") else "note") for note in notes)
+    lines.append(("      ".join(legend), "note"))
+    return _html_lines(lines)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _lock_label(lock_id: str, title: str, lock: LockInfo | None, muted: bool = False) -> str:
+    """Lock name in bold, then kind, id and creation site (unless the name already says it)."""
+    # Generated labels may end in " (L3)": the id is on the next line anyway.
+    title = re.sub(rf"\s*\({re.escape(lock_id)}\)$", "", title) or lock_id
+    detail = f"{lock.kind} {lock_id}" if lock is not None else lock_id
+    if lock is not None and lock.site is not None:
+        site = _where(lock.site)
+        if site not in title:
+            detail += f", created at {site}"
+    return _html_lines([(title, "b"), (detail, "note")], muted=muted)
+
+
+def _lock_tooltip(lock_id: str, title: str, lock: LockInfo | None) -> str:
+    tooltip = f"{lock.kind} {lock_id} {title!r}" if lock is not None else f"{lock_id} {title!r}"
+    if lock is not None and lock.site is not None:
+        tooltip += f"\ncreated at {lock.site.file}:{lock.site.line} in {lock.site.function}"
+    return _text(tooltip)
 
 
 def _tid(ident: int) -> str:
@@ -290,6 +484,24 @@ def _where(frame: Frame) -> str:
     return f"{os.path.basename(frame.file)}:{frame.line}"
 
 
+def _seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s"
+
+
+def _code_excerpt(code: str) -> str:
+    """The blocking line as drawn: a trailing comment goes first when the line is too long."""
+    code = code.strip()
+    if len(code) > _CODE_WIDTH and "  #" in code:
+        code = code.split("  #", 1)[0].rstrip()  # PEP 8 inline comment; the tooltip keeps it
+    return _shorten(code, _CODE_WIDTH)
+
+
+def _shorten(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 3].rstrip() + "..."
+
+
 def _stack_text(stack: tuple[Frame, ...]) -> str:
     lines = []
     for frame in user_frames(stack):
@@ -302,6 +514,40 @@ def _stack_text(stack: tuple[Frame, ...]) -> str:
 def _stack_tooltip(thread: ThreadInfo) -> str:
     head = f"thread {thread.name!r} (id {thread.id}), most recent call last:"
     return _text(head + "\n" + (_stack_text(thread.stack) or "(no stack)"))
+
+
+# How each kind of line of an HTML label looks: (font face, point size, colour, bold).
+_LINE_STYLES: dict[str, tuple[str | None, int | None, str | None, bool]] = {
+    "headline": (None, 16, None, True),
+    "b": (None, 12, None, True),
+    "plain": (None, None, None, False),
+    "note": (None, 9, _NOTE, False),
+    "alert": (None, 10, _CYCLE, True),
+    "code": (_CODE_FONT, 9, None, False),
+}
+
+
+def _html_lines(lines: list[tuple[str, str]], muted: bool = False, colour: str | None = None) -> str:
+    """An HTML-like label of centred lines; every text is escaped, so names never become markup."""
+    parts = []
+    for value, kind in lines:
+        face, size, line_colour, bold = _LINE_STYLES[kind]
+        text = html.escape(value.replace("\n", " "), quote=True)
+        text = text or " "
+        if bold:
+            text = f"<B>{text}</B>"
+        font = []
+        if face:
+            font.append(f'FACE="{face}"')
+        if size:
+            font.append(f'POINT-SIZE="{size}"')
+        line_colour = _MUTED if muted else (colour if colour and kind not in ("note",) else line_colour)
+        if line_colour:
+            font.append(f'COLOR="{line_colour}"')
+        if font:
+            text = f"<FONT {' '.join(font)}>{text}</FONT>"
+        parts.append(text)
+    return f"<{'<BR/>'.join(parts)}>"
 
 
 def _text(value: str) -> str:

@@ -6,6 +6,7 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ import pytest
 from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
 from lockwatch import _render
 from lockwatch._errors import LockwatchError, RenderError
-from lockwatch._model import CycleStep, Frame, LockInfo, Report, ThreadInfo
+from lockwatch._model import CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
 from lockwatch._render import has_dot, render, to_dot
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -32,6 +33,15 @@ def _line(dot: str, start: str) -> str:
     """The one DOT statement starting with ``start``."""
     found = [line.strip() for line in dot.splitlines() if line.strip().startswith(start)]
     assert len(found) == 1, (start, found)
+    return found[0]
+
+
+def _edge(dot: str, tail: str, head: str) -> str:
+    """The one edge drawn from ``tail`` to ``head``: written so, or written reversed with dir=back."""
+    found = [line.strip() for line in dot.splitlines()
+             if (line.strip().startswith(f"{tail} -> {head} [") and "dir=back" not in line)
+             or (line.strip().startswith(f"{head} -> {tail} [") and "dir=back" in line)]
+    assert len(found) == 1, (tail, head, found)
     return found[0]
 
 
@@ -56,22 +66,61 @@ def test_deadlock_graph_shapes_edges_and_highlight() -> None:
     dot = to_dot(deadlock())
     left = _line(dot, "thread_101 [")
     assert "shape=box" in left and "rounded" in left and "color=red" in left
-    assert 'label="left\\nid 101\\nbank.py:22"' in left
+    # Thread: name in bold, where it blocks, and the blocking line itself; no raw id.
+    assert "<B>left</B>" in left and "blocked at bank.py:22 in left" in left and ">with account.lock:<" in left
+    assert "id 101" not in left.split("tooltip=")[0]
     a = _line(dot, "lock_L1 [")
-    assert "shape=ellipse" in a and 'label="a\\nLock L1\\ncreated bank.py:5"' in a
-    assert "Account.lock\\nRLock L2" in _line(dot, "lock_L2 [")
+    assert "shape=ellipse" in a and "<B>a</B>" in a and "Lock L1, created at bank.py:5" in a
+    assert "<B>Account.lock</B>" in _line(dot, "lock_L2 [") and "RLock L2" in _line(dot, "lock_L2 [")
     # waits-for: dashed thread -> lock; held-by: solid lock -> thread; the cycle's edges red.
-    wait = _line(dot, "thread_101 -> lock_L2")
-    assert "style=dashed" in wait and "waits for" in wait and "color=red" in wait
-    held = _line(dot, "lock_L1 -> thread_101")
+    wait = _edge(dot, "thread_101", "lock_L2")
+    assert "style=dashed" in wait and "waits for 1.5 s" in wait and "color=red" in wait
+    held = _edge(dot, "lock_L1", "thread_101")
     assert "style=solid" in held and "held by" in held and "color=red" in held
     # The bystander and its wait are grey, not red.
     bystander = _line(dot, "thread_103 [")
     assert "grey" in bystander and "red" not in bystander
-    assert "grey" in _line(dot, "thread_103 -> lock_L1") and "red" not in _line(dot, "thread_103 -> lock_L1")
+    by_wait = _edge(dot, "thread_103", "lock_L1")
+    assert "grey" in by_wait and "red" not in by_wait and "waits for 750 ms" in by_wait
     # MainThread holds and waits for nothing: not drawn, but counted in the title.
     assert "thread_1 " not in dot and "1 other thread" in dot
-    assert "lockwatch deadlock - 2026-11-25T15:00:00.123456+00:00 - process 4242" in dot
+    title = _line(dot, "label=<")
+    assert "Deadlock: 2 threads wait for each other" in title
+    assert "Threads left and right wait for each other&#x27;s locks." in title
+    assert "lockwatch deadlock - process 4242 (app.py, Python 3.11.7) - 2026-11-25T15:00:00.123456+00:00" in title
+    assert "red: the deadlock cycle" in title and "grey: blocked behind the cycle" in title
+
+
+def test_deadlock_cycle_is_laid_out_as_a_loop() -> None:
+    """Rows pair the cycle's nodes so dot draws a loop; only down-the-left-column edges set ranks."""
+    dot = to_dot(deadlock())
+    assert "rankdir=TB" in dot and "layout=" not in dot
+    rows = re.findall(r"\{\s*rank=same\s+([^}]*)\}", dot)
+    members = [set(re.findall(r"^\s*(\w+)\s*$", row, re.M)) for row in rows]
+    # Cycle: left -> L2 -> right -> L1 -> left; the bystander worker-3 sits beside lock a.
+    assert members == [{"thread_101", "lock_L1", "thread_103"}, {"lock_L2", "thread_102"}]
+    assert "constraint" not in _edge(dot, "thread_101", "lock_L2")  # down the left column
+    assert "constraint=false" in _edge(dot, "thread_102", "lock_L1")  # back up the right one
+
+
+def test_five_thread_cycle_is_one_loop(tmp_path: Path) -> None:
+    report = deadlock()
+    base = report.threads[1]
+    threads = tuple(
+        ThreadInfo(id=500 + i, name=f"philosopher-{i}", daemon=False, holding=(f"F{i}",),
+                   waiting_for=f"F{(i + 1) % 5}", stack=base.stack, role="cycle")
+        for i in range(5)
+    )
+    locks = tuple(LockInfo(id=f"F{i}", kind="Lock", name=f"fork-{i}", site=None, owner=500 + i, count=1,
+                           waiters=(500 + (i - 1) % 5,)) for i in range(5))
+    cycle = tuple(CycleStep(500 + i, f"F{(i + 1) % 5}") for i in range(5))
+    dot = to_dot(report.replace(threads=threads, locks=locks, cycles=(cycle,), summary=""))
+    assert "Deadlock: 5 threads wait for each other" in dot
+    assert len(re.findall(r"rank=same", dot)) == 5  # ten nodes, two per row
+    assert dot.count(" color=red3") == 5 + 5 + 10  # threads, locks, edges
+    if has_dot():
+        svg = Path(render(report.replace(threads=threads, locks=locks, cycles=(cycle,)), tmp_path / "5.svg", "svg"))
+        assert ">philosopher&#45;4</text>" in svg.read_text(encoding="utf-8")  # dot writes - as &#45;
 
 
 def test_tooltips_carry_stacks_and_sites() -> None:
@@ -84,12 +133,42 @@ def test_tooltips_carry_stacks_and_sites() -> None:
 def test_lock_order_graph() -> None:
     dot = to_dot(lock_order())
     ab = _line(dot, "lock_L1 -> lock_L2")
-    assert 'taken by \\"t1\\"\\nin tests/test_bank.py::test_transfer\\nbank.py:50' in ab
+    assert "<B>taken by &quot;t1&quot;</B>" in ab and "in tests/test_bank.py::test_transfer" in ab
+    assert "at bank.py:50 in transfer" in ab
     assert "color=red" in ab and "/app/tests/test_bank.py:12 in test_transfer" in ab
     assert "color=red" in _line(dot, "lock_L2 -> lock_L1")
+    assert "<B>a</B>" in _line(dot, "lock_L1 [") and "Lock L1, created at bank.py:5" in _line(dot, "lock_L1 [")
+    assert "Potential deadlock: 2 locks are taken in opposite orders" in dot
     assert "declared order broken: a before b" in dot
     assert "thread_" not in dot
     assert "one thread took every order" in to_dot(lock_order().replace(single_thread=True))
+
+
+def test_lock_order_cycle_of_three_is_a_loop() -> None:
+    report = lock_order()
+    ab, ba = report.order_cycles[0]
+    bc = OrderEdge(from_="L2", to="L3", thread="t3", stack=ba.stack, from_label="b", to_label="c")
+    ca = OrderEdge(from_="L3", to="L1", thread="t4", stack=ba.stack, from_label="c", to_label="a")
+    three = report.replace(order_cycles=((ab, bc, ca),), rule=None)
+    dot = to_dot(three)
+    assert "3 locks are taken in a circular order" in dot and "rankdir=TB" in dot
+    assert "constraint" not in _edge(dot, "lock_L1", "lock_L2")
+    assert "constraint=false" in _edge(dot, "lock_L2", "lock_L3")
+    assert "dir=back" in _edge(dot, "lock_L3", "lock_L1")  # across the top row, right to left
+    assert 'taken by &quot;t4&quot;' in _edge(dot, "lock_L3", "lock_L1")
+
+
+def test_lock_labels_drop_what_they_repeat() -> None:
+    report = lock_order()
+    ab, ba = report.order_cycles[0]
+    site = Frame("/app/res.py", 33, "<dictcomp>")
+    locks = (LockInfo(id="L1", kind="Lock", name=None, site=site, owner=None, count=0,
+                      label="Lock from res.py:33 (L1)"),) + report.locks[1:]
+    dot = to_dot(report.replace(locks=locks, order_cycles=((
+        dataclasses.replace(ab, from_label="Lock from res.py:33 (L1)"),
+        dataclasses.replace(ba, to_label="Lock from res.py:33 (L1)")),)))
+    node = _line(dot, "lock_L1 [").split("tooltip=")[0]
+    assert "<B>Lock from res.py:33</B>" in node and ">Lock L1<" in node and "created" not in node
 
 
 def test_hang_and_snapshot_graphs_show_all_relations() -> None:
@@ -98,8 +177,9 @@ def test_hang_and_snapshot_graphs_show_all_relations() -> None:
     assert "held by" in _line(dot, "lock_L5 -> thread_201")
     assert "in Condition.wait" in _line(dot, "thread_203 [")  # waits on a condition: drawn, no edge
     assert "red" not in dot
+    assert "Hang: 2 threads blocked (longest 30.0 s)" in dot and "rankdir=LR" in dot
     snap = to_dot(snapshot())
-    assert "held by\\n(2 times)" in _line(snap, "lock_L7 -> thread_301")
+    assert "held by (2 times)" in _line(snap, "lock_L7 -> thread_301")
 
 
 def test_missing_references_and_odd_strings_do_not_break_the_graph(tmp_path: Path) -> None:
@@ -115,8 +195,9 @@ def test_missing_references_and_odd_strings_do_not_break_the_graph(tmp_path: Pat
         cycles=((CycleStep(999, "L99"), CycleStep(101, "L2")),),
     )
     dot = to_dot(broken)
-    assert "thread 999\\n(not in this dump)" in dot and "L99\\n(not in this dump)" in dot
-    assert "thread 777\\n(not in this dump)" in dot
+    for missing in ("thread_999", "lock_L99", "thread_777"):
+        assert "(not in this dump)" in _line(dot, missing + " [")
+    assert "&lt;b&gt;&quot;bold&quot;&lt;/b&gt;" in _line(dot, "thread_103 [")  # escaped, never markup
     if has_dot():
         out = render(broken, tmp_path / "odd.svg", "svg")
         svg = Path(out).read_text(encoding="utf-8")
