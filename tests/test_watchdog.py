@@ -729,3 +729,97 @@ print("child status", os.waitstatus_to_exitcode(status), "parent", os.getpid())
     dump = only_deadlock(tmp_path)
     assert sorted(cycle_names(dump)) == ["child-left", "child-right"]
     assert f"parent {dump['pid']}" not in result.stdout  # written by the child, under its own pid
+
+
+# --- SIGUSR1 requests against looks in progress (the hung-service snapshot flake) -----------------
+
+
+@contextmanager
+def look_held_open(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Make the next look stop in the middle (as while writing a deadlock dump) until released."""
+    in_look, release_look = threading.Event(), threading.Event()
+    real_look = _watchdog._Watchdog.look
+
+    def slow_look(self: Any) -> None:
+        if not in_look.is_set():
+            in_look.set()
+            release_look.wait(JOIN)
+        real_look(self)
+
+    monkeypatch.setattr(_watchdog._Watchdog, "look", slow_look)
+    try:
+        yield in_look, release_look
+    finally:
+        release_look.set()
+
+
+def snapshot_listener() -> tuple[threading.Event, Callable[[Report, Sequence[str]], None]]:
+    written = threading.Event()
+
+    def listener(report: Report, paths: Sequence[str]) -> None:
+        if report.kind == "snapshot":
+            written.set()
+
+    return written, listener
+
+
+@pytest.mark.parametrize("wake_already_released", [False, True])
+def test_snapshot_request_during_a_look_is_served_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wake_already_released: bool
+) -> None:
+    written, listener = snapshot_listener()
+    _events.subscribe(listener)
+    try:
+        with look_held_open(monkeypatch) as (in_look, release_look), watching(tmp_path, interval=0.2):
+            assert in_look.wait(JOIN)
+            watchdog = _watchdog._watchdog
+            assert watchdog is not None
+            if wake_already_released:
+                watchdog.wake_up()  # a wake-up nobody consumed yet: the request's release finds it unlocked
+            _watchdog._request_snapshot()
+            assert not written.is_set()  # nothing happens while the look runs...
+            release_look.set()
+            assert written.wait(JOIN), "the request made during the look was lost"  # ...and then it is served
+            assert watchdog.snapshot_requested is False
+    finally:
+        _events.unsubscribe(listener)
+    assert dumps(tmp_path, "snapshot")
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGUSR1"), reason="the platform has no SIGUSR1")
+def test_sigusr1_while_the_main_thread_is_in_a_raw_lock_wait_and_a_look_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    from _thread import allocate_lock
+
+    written, listener = snapshot_listener()
+    main_wait = allocate_lock()
+    main_wait.acquire()
+    problems: list[str] = []
+
+    def sender(in_look: threading.Event, release_look: threading.Event) -> None:
+        try:
+            if not in_look.wait(JOIN):
+                problems.append("no look started")
+                return
+            os.kill(os.getpid(), signal.SIGUSR1)  # the main thread is blocked below, in a raw lock wait
+            release_look.set()
+            if not written.wait(JOIN):
+                problems.append("no snapshot after SIGUSR1")
+        finally:
+            release_look.set()
+            main_wait.release()  # always lets the main thread go on
+
+    _events.subscribe(listener)
+    try:
+        with look_held_open(monkeypatch) as (in_look, release_look), watching(tmp_path, interval=0.2, signal=True):
+            helper = threading.Thread(target=sender, args=(in_look, release_look), name="sender")
+            helper.start()
+            assert main_wait.acquire(True, 2 * JOIN)  # the signal interrupts this wait; its handler only flags
+            helper.join(JOIN)
+    finally:
+        _events.unsubscribe(listener)
+    assert problems == []
+    [snapshot] = dumps(tmp_path, "snapshot")
+    assert snapshot["summary"] == "Snapshot requested with SIGUSR1"
