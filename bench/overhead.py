@@ -88,12 +88,19 @@ def queue_handoff(make_queue: Callable[[], queue.Queue[int | None]]) -> Callable
     return body
 
 
-def compare(name: str, raw: Callable[[int], None], lw: Callable[[int], None], ops: int, rounds: int) -> dict[str, object]:
+def compare(
+    name: str,
+    make_raw: Callable[[], Callable[[int], None]],
+    make_lw: Callable[[], Callable[[int], None]],
+    ops: int,
+    rounds: int,
+) -> dict[str, object]:
+    """Best round of each side; every round gets fresh locks (one lock's memory placement can skew a round)."""
     raw_times: list[float] = []
     lw_times: list[float] = []
     for _ in range(rounds):  # alternate, so both sides see the same machine
-        raw_times.append(_timed(raw, ops))
-        lw_times.append(_timed(lw, ops))
+        raw_times.append(_timed(make_raw(), ops))
+        lw_times.append(_timed(make_lw(), ops))
     raw_best, lw_best = min(raw_times), min(lw_times)
     return {"case": name, "raw_ns": raw_best, "lockwatch_ns": lw_best, "ratio": lw_best / raw_best}
 
@@ -142,22 +149,22 @@ def main() -> int:
     raw_queues = [queue.Queue() for _ in range(rounds)]
     patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
     try:
-        lw_lock, lw_rlock = lockwatch.Lock(), lockwatch.RLock()
-        raw_lock, raw_rlock = RAW_LOCK(), RAW_RLOCK()
-        results.append(compare("with Lock", with_loop(raw_lock), with_loop(lw_lock), ops, rounds))
-        results.append(compare("with RLock", with_loop(raw_rlock), with_loop(lw_rlock), ops, rounds))
-        results.append(compare("Lock acquire()/release()", acquire_release_loop(raw_lock), acquire_release_loop(lw_lock), ops, rounds))
-        results.append(compare("RLock acquire()/release()", acquire_release_loop(raw_rlock), acquire_release_loop(lw_rlock), ops, rounds))
-        results.append(compare(
-            "nested pair (with a: with b:)",
-            nested_loop(RAW_LOCK(), RAW_LOCK()),
-            nested_loop(lockwatch.Lock(), lockwatch.Lock()),
-            ops, rounds,
-        ))
+        cases = [
+            ("with Lock", lambda: with_loop(RAW_LOCK()), lambda: with_loop(lockwatch.Lock())),
+            ("with RLock", lambda: with_loop(RAW_RLOCK()), lambda: with_loop(lockwatch.RLock())),
+            ("Lock acquire()/release()", lambda: acquire_release_loop(RAW_LOCK()),
+             lambda: acquire_release_loop(lockwatch.Lock())),
+            ("RLock acquire()/release()", lambda: acquire_release_loop(RAW_RLOCK()),
+             lambda: acquire_release_loop(lockwatch.RLock())),
+            ("nested pair (with a: with b:)", lambda: nested_loop(RAW_LOCK(), RAW_LOCK()),
+             lambda: nested_loop(lockwatch.Lock(), lockwatch.Lock())),
+        ]
+        for name, make_raw, make_lw in cases:
+            results.append(compare(name, make_raw, make_lw, ops, rounds))
         results.append(compare(
             "queue.Queue hand-off between 2 threads",
-            queue_handoff(raw_queues.pop),
-            queue_handoff(queue.Queue),  # built while patched: its mutex and Conditions are instrumented
+            lambda: queue_handoff(raw_queues.pop),
+            lambda: queue_handoff(queue.Queue),  # built while patched: its mutex and Conditions are instrumented
             ops // 10, rounds,
         ))
         raw_bytes = bytes_per_lock(RAW_LOCK)
