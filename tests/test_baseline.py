@@ -6,38 +6,18 @@ import json
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
+from _order_helpers import order_warnings
 
 import lockwatch
 from lockwatch import _baseline, _order
-from lockwatch._errors import ConfigError, LockOrderViolation, LockOrderWarning
+from lockwatch._errors import ConfigError, LockOrderViolation
 
 pytestmark = pytest.mark.timeout(30)
 
 HERE = "tests/test_baseline.py"
-
-
-@pytest.fixture
-def watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    _order.reset()
-    for name in ("ORDER", "DECLARED_ORDER", "BASELINE"):
-        monkeypatch.delenv(f"LOCKWATCH_{name}", raising=False)
-
-    handles: list[Any] = []
-
-    def start(**settings: Any) -> Any:
-        settings.setdefault("on_deadlock", "report")
-        settings.setdefault("interval", 5)
-        settings.setdefault("dump_dir", str(tmp_path / "dumps"))
-        handles.append(lockwatch.patch(**settings))
-        return handles[-1]
-
-    yield start
-    for handle in reversed(handles):  # only ours: an outer session patch stays
-        handle.stop()
-    _order.reset()
 
 
 def new_run(start: Callable[..., Any], **settings: Any) -> None:
@@ -78,10 +58,6 @@ def site(lock: Any) -> str:
 
 def label(lock: Any) -> str:
     return f"Lock from test_baseline.py:{lock.site[1]}"
-
-
-def order_warnings(record: list[warnings.WarningMessage]) -> list[LockOrderWarning]:
-    return [w.message for w in record if isinstance(w.message, LockOrderWarning)]
 
 
 def test_write_baseline_is_stable_json(watch: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,46 +6,21 @@ import json
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
+from _order_helpers import order_warnings
 
 import lockwatch
-from lockwatch import _order
-from lockwatch._errors import LockOrderViolation, LockOrderWarning
+from lockwatch._errors import LockOrderViolation
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
-    _order.reset()
-    for name in ("ORDER", "DECLARED_ORDER", "BASELINE"):
-        monkeypatch.delenv(f"LOCKWATCH_{name}", raising=False)
-
-    handles: list[Any] = []
-
-    def start(**settings: Any) -> Any:
-        settings.setdefault("on_deadlock", "report")
-        settings.setdefault("interval", 5)
-        settings.setdefault("dump_dir", str(tmp_path / "dumps"))
-        handles.append(lockwatch.patch(**settings))
-        return handles[-1]
-
-    yield start
-    for handle in reversed(handles):  # only ours: an outer session patch stays
-        handle.stop()
-    _order.reset()
 
 
 def nested(outer: Any, inner: Any) -> None:
     with outer:
         with inner:
             pass
-
-
-def order_warnings(record: list[warnings.WarningMessage]) -> list[LockOrderWarning]:
-    return [w.message for w in record if isinstance(w.message, LockOrderWarning)]
 
 
 def test_rank_violation_names_the_rule(watch: Any, tmp_path: Path) -> None:

@@ -7,35 +7,16 @@ import json
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
+from _order_helpers import order_warnings
 
 import lockwatch
 from lockwatch import _events, _order, _state
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def watch(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    """Start lockwatch with a fresh order graph; dumps go to tmp_path; everything undone after."""
-    _order.reset()
-
-    handles: list[Any] = []
-
-    def start(**settings: Any) -> Any:
-        settings.setdefault("on_deadlock", "report")
-        settings.setdefault("interval", 5)
-        settings.setdefault("dump_dir", str(tmp_path))
-        handles.append(lockwatch.patch(**settings))
-        return handles[-1]
-
-    yield start
-    for handle in reversed(handles):  # only ours: an outer session patch stays
-        handle.stop()
-    _order.reset()
 
 
 def run_in_thread(target: Callable[[], Any], name: str) -> None:
@@ -54,10 +35,6 @@ def run_in_thread(target: Callable[[], Any], name: str) -> None:
     assert not thread.is_alive(), f"thread {name} hung"
     if errors:
         raise errors[0]
-
-
-def order_warnings(record: list[warnings.WarningMessage]) -> list[LockOrderWarning]:
-    return [w.message for w in record if isinstance(w.message, LockOrderWarning)]
 
 
 def dumps(directory: Path) -> list[dict[str, Any]]:
@@ -117,12 +94,12 @@ def test_two_orders_in_two_threads_are_reported_with_both_stacks(watch: Any, tmp
     assert cycle[1].stack[-1].function == "backward" and cycle[1].stack[-1].code == "with a:  # the line the warning points at"
 
     # One dump of kind lock-order, with a .dot beside it, holding both edges and stacks.
-    [dump] = dumps(tmp_path)
+    [dump] = dumps(tmp_path / "dumps")
     assert dump["kind"] == "lock-order"
     [edges] = dump["order_cycles"]
     assert [(e["from"], e["to"], e["thread"]) for e in edges] == [(a.id, b.id, "t1"), (b.id, a.id, "t2")]
     assert [e["stack"][-1]["function"] for e in edges] == ["forward", "backward"]
-    assert list(tmp_path.glob("lock-order-*.dot"))
+    assert list((tmp_path / "dumps").glob("lock-order-*.dot"))
 
 
 def test_report_is_published_and_printed(watch: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,7 +152,7 @@ def test_three_lock_cycle_over_three_code_paths(watch: Any, tmp_path: Path) -> N
     assert [(e.from_label, e.to_label) for e in cycle] == [("a", "b"), ("b", "c"), ("c", "a")]
     assert [e.stack[-1].function for e in cycle] == ["load", "save", "flush"]
     assert "these three orders can deadlock" in str(warning)
-    assert len(dumps(tmp_path)) == 1
+    assert len(dumps(tmp_path / "dumps")) == 1
 
 
 class Account:
@@ -237,7 +214,7 @@ def test_sorted_transfers_across_many_accounts_are_not_reported(watch: Any, tmp_
             thread.join(10)
     assert not any(thread.is_alive() for thread in tellers)
     assert order_warnings(record) == []
-    assert dumps(tmp_path) == []
+    assert dumps(tmp_path / "dumps") == []
     assert sum(account.balance for account in accounts) == 1200
     assert len(_order.order_edges()) == len(pairs) // 2  # every pair, lower number first
 
@@ -368,7 +345,7 @@ def test_raise_refuses_the_acquire_before_it_blocks(watch: Any, tmp_path: Path, 
     assert [(e.from_label, e.to_label) for e in error.report.order_cycles[0]] == [("a", "b"), ("b", "a")]
     assert outcome["held"] == [b] and outcome["held_after"] == []
     assert not a.locked() and not b.locked() and a._owner is None
-    assert len(dumps(tmp_path)) == 1
+    assert len(dumps(tmp_path / "dumps")) == 1
     # Refused orders are not learned, and every new attempt is refused again (one dump only).
     assert edges_between(a, b) == [("a", "b")]
     with pytest.raises(LockOrderViolation):
@@ -376,7 +353,7 @@ def test_raise_refuses_the_acquire_before_it_blocks(watch: Any, tmp_path: Path, 
             with a:
                 pass
     assert not a.locked() and not b.locked()
-    assert len(dumps(tmp_path)) == 1
+    assert len(dumps(tmp_path / "dumps")) == 1
     # The allowed order still works.
     with a:
         with b:
@@ -408,7 +385,7 @@ def test_each_cycle_is_reported_once(watch: Any, tmp_path: Path) -> None:
                 run_in_thread(nest(a, b), f"forward-{round_}")
                 run_in_thread(nest(b, a), f"backward-{round_}")
     assert len(order_warnings(record)) == 1
-    assert len(dumps(tmp_path)) == 1
+    assert len(dumps(tmp_path / "dumps")) == 1
 
 
 def test_order_learned_by_lock_class_carries_over_to_new_instances(watch: Any) -> None:
@@ -717,7 +694,7 @@ def test_imported_order_closes_a_cycle_with_both_stacks_and_tests(watch: Any, tm
     assert cycle[0].stack[-1].code == "with inner:"
     assert warning.report.single_thread is False
     assert "test_other.py::test_index" in str(warning) and "test_here.py::test_write" in str(warning)
-    [dump] = dumps(tmp_path)
+    [dump] = dumps(tmp_path / "dumps")
     assert [e["thread"] for e in dump["order_cycles"][0]] == ["indexer (xdist worker gw1)", "writer"]
 
 
