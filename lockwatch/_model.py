@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from lockwatch._errors import DumpError
 
@@ -311,6 +312,25 @@ class Report:
             )
         except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
             raise DumpError(f"malformed dump: {exc}") from None
+
+
+def is_lockwatch_file(path: str) -> bool:
+    """Whether a frame's file is one of lockwatch's own modules (``lockwatch/_*.py``)."""
+    folder, base = os.path.split(path.replace("\\", "/").replace("/", os.sep))
+    return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
+
+
+def user_frames(stack: Iterable[Frame]) -> list[Frame]:
+    """The stack without lockwatch's own innermost frames, so the user's blocking line is last.
+
+    A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
+    nothing about the program. A stack entirely inside lockwatch is kept as it is.
+    """
+    frames = list(stack)
+    end = len(frames)
+    while end > 0 and is_lockwatch_file(frames[end - 1].file):
+        end -= 1
+    return frames[:end] if end else frames
 
 
 _MISSING = object()

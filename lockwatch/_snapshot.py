@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from lockwatch import _state
 from lockwatch._locks import InstrumentedLock, RLock
-from lockwatch._model import Frame, LockInfo, Report, ThreadInfo
+from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, user_frames
 
 # Threads lockwatch runs itself; they are left out of reports.
 internal_thread_idents: set[int] = set()
@@ -35,10 +35,12 @@ def frames_of(frame: types.FrameType | None) -> tuple[Frame, ...]:
     if frame is None:
         return ()
     summary = traceback.extract_stack(frame)
-    return tuple(
+    # lockwatch's own innermost frames (a blocked acquire, this very snapshot)
+    # say nothing about the program: the user's line comes last.
+    return tuple(user_frames(
         Frame(file=entry.filename, line=entry.lineno or 0, function=entry.name, code=entry.line or None)
         for entry in summary
-    )
+    ))
 
 
 def site_frame(site: tuple[str, int, str] | None) -> Frame | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo
+from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
 
 # How the innermost (blocking) frame of a stack is marked, and the indent of the others.
 BLOCKING_MARK = ">> "
@@ -219,24 +219,6 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
             text += f" for {_seconds(thread.waiting_seconds)}"
         return [text + " (for a notification, not a lock)"]
     return []
-
-
-def user_frames(stack: Iterable[Frame]) -> list[Frame]:
-    """The stack without lockwatch's own innermost frames, so the user's blocking line is last.
-
-    A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
-    nothing about the program. A stack entirely inside lockwatch is kept as it is.
-    """
-    frames = list(stack)
-    end = len(frames)
-    while end > 0 and _is_lockwatch_file(frames[end - 1].file):
-        end -= 1
-    return frames[:end] if end else frames
-
-
-def _is_lockwatch_file(path: str) -> bool:
-    folder, base = os.path.split(path.replace("\\", "/").replace("/", os.sep))
-    return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
 
 
 def format_stack(stack: Iterable[Frame]) -> list[str]:

@@ -19,7 +19,7 @@ from lockwatch import _detect, _events, _signals, _snapshot, _state
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
-from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
+from lockwatch._model import CycleStep, Frame, Report, ThreadInfo, user_frames
 
 # A wait as the watchdog sees it: (thread ident, lock serial, wait_since, owner ident).
 # Equal keys on two consecutive looks mean the very same wait, still blocked on the same owner.
@@ -62,11 +62,6 @@ def _say_once(key: str, message: str) -> None:
         pass
 
 
-def _is_lockwatch_frame(frame: Frame) -> bool:
-    folder, base = os.path.split(frame.file)
-    return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
-
-
 _THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
 
 
@@ -77,14 +72,12 @@ def _user_stack(info: ThreadInfo) -> tuple[Frame, ...]:
     so the last frame is the user's ``with cond:``; a Condition wait keeps
     them, since "blocked in Condition.wait" is the point.
     """
-    stack = info.stack
+    stack = user_frames(info.stack)
     end = len(stack)
-    while end > 0 and _is_lockwatch_frame(stack[end - 1]):
-        end -= 1
     if info.waiting_for is not None:
         while end > 0 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
             end -= 1
-    return stack[:end] if end else stack
+    return tuple(stack[:end] if end else stack)
 
 
 class _Watchdog:
