@@ -286,28 +286,32 @@ def test_environment_layer_names_its_source(pytester: pytest.Pytester, monkeypat
     result.stderr.fnmatch_lines(["*from environment variable LOCKWATCH_INTERVAL*"])
 
 
+# Two tests: the second one takes the two locks in the opposite order, in a thread of its own.
+INVERSION_IN_A_THREAD = """
+import threading
+a_lock = threading.Lock()
+b_lock = threading.Lock()
+
+def test_a_then_b():
+    with a_lock:
+        with b_lock:
+            pass
+
+def test_b_then_a_in_a_thread():
+    def worker():
+        with b_lock:
+            with a_lock:
+                pass
+    thread = threading.Thread(target=worker, name="worker")
+    thread.start()
+    thread.join(10)
+"""
+
+
 @pytest.mark.timeout(60)
 def test_warn_mode_puts_the_inversion_in_the_warnings_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
-        import threading
-        a_lock = threading.Lock()
-        b_lock = threading.Lock()
-
-        def test_a_then_b():
-            with a_lock:
-                with b_lock:
-                    pass
-
-        def test_b_then_a_in_a_thread():
-            def worker():
-                with b_lock:
-                    with a_lock:
-                        pass
-            thread = threading.Thread(target=worker)
-            thread.start()
-            thread.join(10)
-        """
+INVERSION_IN_A_THREAD
     )
     result = run(pytester, "--lockwatch", "--lockwatch-order=warn")
     result.assert_outcomes(passed=2)
@@ -325,25 +329,7 @@ def test_warn_mode_puts_the_inversion_in_the_warnings_summary(pytester: pytest.P
 @pytest.mark.timeout(60)
 def test_inversion_in_a_thread_fails_the_test_by_default(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
-        import threading
-        a_lock = threading.Lock()
-        b_lock = threading.Lock()
-
-        def test_a_then_b():
-            with a_lock:
-                with b_lock:
-                    pass
-
-        def test_b_then_a_in_a_thread():
-            def worker():
-                with b_lock:
-                    with a_lock:
-                        pass
-            thread = threading.Thread(target=worker, name="worker")
-            thread.start()
-            thread.join(10)
-        """
+INVERSION_IN_A_THREAD
     )
     result = run(pytester, "--lockwatch")
     result.assert_outcomes(passed=1, failed=1)
