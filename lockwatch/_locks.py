@@ -131,7 +131,8 @@ class InstrumentedLock:
 
     def _wait(self, state: ThreadState, blocking: Any, timeout: Any) -> bool:
         """Block for the real lock as a registered waiter; True once acquired."""
-        _check_arguments(blocking, timeout)
+        if timeout != -1:  # only a timeout can be invalid ("blocking" is any truth value)
+            _check_arguments(blocking, timeout)
         if not blocking:
             return False
         real = self._real
