@@ -68,8 +68,15 @@ def nested_loop(outer: object, inner: object) -> Callable[[int], None]:
     return body
 
 
+HANDOFF_QUEUE_SIZE = 64
+
+
 def queue_handoff(make_queue: Callable[[], queue.Queue[int | None]]) -> Callable[[int], None]:
-    """Items through a Queue from a producer thread to a consumer thread (Condition waits)."""
+    """Items through a bounded Queue from a producer thread to a consumer thread (Condition waits).
+
+    Bounded, so both threads really take turns: with an unbounded queue the
+    producer may run ahead and the timing depends mostly on the scheduler.
+    """
 
     def body(n: int) -> None:
         q = make_queue()
@@ -146,7 +153,7 @@ def main() -> int:
 
     results = []
     # queue.Queue looks up threading.Lock when built: make the raw ones before patching.
-    raw_queues = [queue.Queue() for _ in range(rounds)]
+    raw_queues = [queue.Queue(HANDOFF_QUEUE_SIZE) for _ in range(rounds)]
     patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
     try:
         cases = [
@@ -162,9 +169,10 @@ def main() -> int:
         for name, make_raw, make_lw in cases:
             results.append(compare(name, make_raw, make_lw, ops, rounds))
         results.append(compare(
-            "queue.Queue hand-off between 2 threads",
+            "queue.Queue(64) hand-off between 2 threads",
             lambda: queue_handoff(raw_queues.pop),
-            lambda: queue_handoff(queue.Queue),  # built while patched: its mutex and Conditions are instrumented
+            # Built while patched: its mutex and Conditions are instrumented.
+            lambda: queue_handoff(lambda: queue.Queue(HANDOFF_QUEUE_SIZE)),
             ops // 10, rounds,
         ))
         raw_bytes = bytes_per_lock(RAW_LOCK)
