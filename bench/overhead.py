@@ -27,8 +27,19 @@ RAW_LOCK = threading.Lock
 RAW_RLOCK = threading.RLock
 
 
-def best_ns_per_op(body: Callable[[int], None], ops: int, rounds: int) -> list[float]:
-    return [_timed(body, ops) for _ in range(rounds)]
+class ForwardingLock:
+    """The floor for any lock written in Python: ``with`` that only forwards to a raw lock."""
+
+    __slots__ = ("_real",)
+
+    def __init__(self) -> None:
+        self._real = RAW_LOCK()
+
+    def __enter__(self) -> bool:
+        return self._real.acquire()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._real.release()
 
 
 def _timed(body: Callable[[int], None], ops: int) -> float:
@@ -157,6 +168,8 @@ def main() -> int:
     patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
     try:
         cases = [
+            ("floor: with a forwarding-only Python lock", lambda: with_loop(RAW_LOCK()),
+             lambda: with_loop(ForwardingLock())),
             ("with Lock", lambda: with_loop(RAW_LOCK()), lambda: with_loop(lockwatch.Lock())),
             ("with RLock", lambda: with_loop(RAW_RLOCK()), lambda: with_loop(lockwatch.RLock())),
             ("Lock acquire()/release()", lambda: acquire_release_loop(RAW_LOCK()),
