@@ -58,3 +58,11 @@ class LockOrderWarning(UserWarning):
 
 class ProgramNotFound(LockwatchError):
     """``lockwatch run``: the script or module to run does not exist (python would not start it)."""
+
+
+# Tracebacks and reprs name the public path (lockwatch.DeadlockError), where users import them from.
+for _public in (
+    LockwatchError, ConfigError, DumpError, DeadlockError, LockOrderViolation, LockOrderWarning, RenderError,
+):
+    _public.__module__ = "lockwatch"
+del _public

@@ -39,3 +39,12 @@ def test_entry_points_are_installed() -> None:
     assert scripts.get("lockwatch") == "lockwatch.cli:main"
     assert plugins.get("lockwatch") == "lockwatch.pytest_plugin"
     assert lockwatch.__version__ == importlib.metadata.version("lockwatch")
+
+
+def test_errors_are_named_by_their_public_path() -> None:
+    import pickle
+
+    for name in ("LockwatchError", "ConfigError", "DumpError", "DeadlockError", "LockOrderViolation", "RenderError"):
+        cls = getattr(lockwatch, name)
+        assert f"{cls.__module__}.{cls.__qualname__}" == f"lockwatch.{name}"
+        assert type(pickle.loads(pickle.dumps(cls("message")))) is cls
