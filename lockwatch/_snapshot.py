@@ -16,6 +16,7 @@ from time import monotonic
 from typing import Any, Iterable
 
 from lockwatch import _state
+from lockwatch._acquired import acquisition_sites
 from lockwatch._locks import InstrumentedLock, RLock
 from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, user_frames
 
@@ -239,7 +240,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     waits: dict[int, tuple[InstrumentedLock, float | None]] = {}
     holdings: dict[int, list[InstrumentedLock]] = {}
     for ident, state in states.items():
-        held = list(state.held)
+        held = _state.reachable_held(state)  # a lock dropped while held can never matter
         waiting_for = state.waiting_for
         since = state.wait_since
         holdings[ident] = held
@@ -287,6 +288,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 stack=frames_of(frame),
                 alive=alive,
                 waiting_in=waiting_in,
+                acquired_at=acquisition_sites(frame, holdings.get(ident, ())) if labels else {},
             )
         )
 

@@ -136,6 +136,14 @@ def _refcounts(held: list[Any]) -> list[tuple[Any, int]]:
 _ONLY_IN_HELD_LIST = _refcounts([object()])[0][1]
 
 
+def reachable_held(state: ThreadState) -> list[Any]:
+    """The locks ``state`` holds, without those nothing else references (see drop_unreachable).
+
+    Safe from any thread: it only reads the held list.
+    """
+    return [lock for lock, refs in _refcounts(state.held) if refs > _ONLY_IN_HELD_LIST]
+
+
 def drop_unreachable(held: list[Any]) -> None:
     """Forget held locks that nothing else references: acquired, never released, dropped.
 

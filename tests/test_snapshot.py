@@ -260,3 +260,67 @@ def test_snapshot_of_a_held_lock_in_a_dict_uses_the_container_label(patched: Non
         report = _snapshot.take()
     [info] = [lock for lock in report.locks if lock.id == manager.locks["db"].id]
     assert info.label == "ResourceManager.locks['db']"
+
+
+# --- where held locks were taken (found at report time) -------------------------
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that carries ``marker`` in a comment."""
+    with open(__file__, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, 1):
+            if text.rstrip().endswith(f"# {marker}"):
+                return number
+    raise AssertionError(marker)
+
+
+def test_acquired_at_names_the_with_line_of_a_local_lock() -> None:
+    lock = lockwatch.Lock()
+    with lock:  # taken-local
+        report = lockwatch.snapshot()
+    me = report.thread(threading.get_ident())
+    assert me is not None
+    taken = me.acquired_at[lock.id]
+    assert (taken.file, taken.line, taken.function) == (
+        __file__, _line_of("taken-local"), "test_acquired_at_names_the_with_line_of_a_local_lock"
+    )
+
+
+class _Account:
+    def __init__(self) -> None:
+        self.lock = lockwatch.RLock()
+
+    def audit(self) -> Any:
+        with self.lock:  # taken-attribute
+            return lockwatch.snapshot()
+
+
+def test_acquired_at_follows_attributes_and_conditions() -> None:
+    account = _Account()
+    report = account.audit()
+    me = report.thread(threading.get_ident())
+    assert me is not None and me.acquired_at[account.lock.id].line == _line_of("taken-attribute")
+
+    cond = threading.Condition(lockwatch.RLock())
+    with cond:  # taken-condition
+        report = lockwatch.snapshot()
+    me = report.thread(threading.get_ident())
+    assert me is not None
+    assert me.acquired_at[cond._lock.id].line == _line_of("taken-condition")  # type: ignore[attr-defined]
+
+
+def test_acquired_at_is_left_out_when_the_taking_frame_is_gone() -> None:
+    lock = lockwatch.Lock()
+
+    def take() -> None:
+        lock.acquire()
+
+    take()
+    try:
+        report = lockwatch.snapshot()
+    finally:
+        lock.release()
+    me = report.thread(threading.get_ident())
+    assert me is not None and lock.id in me.holding
+    # This frame names `lock` but never takes it with `with`/`.acquire(`: no guess.
+    assert lock.id not in me.acquired_at
