@@ -326,15 +326,15 @@ class RLock(InstrumentedLock):
         """Release once; the lock is free when every acquire has been matched."""
         try:
             state = _thread_local.state
-        except AttributeError:
-            state = None
-        if self._owner is not state or state is None:
+        except AttributeError:  # a thread that never took an instrumented lock
+            raise RuntimeError("cannot release un-acquired lock") from None
+        if self._owner is not state:
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count - 1
         if count:
             self._count = count
             return
-        self._count = 0
+        # _count is only read while the lock is owned: no need to reset it here.
         self._owner = None
         held = state.held
         if held and held[-1] is self:
@@ -347,15 +347,15 @@ class RLock(InstrumentedLock):
         # The body of release(), repeated to save a call on every ``with`` block.
         try:
             state = _thread_local.state
-        except AttributeError:
-            state = None
-        if self._owner is not state or state is None:
+        except AttributeError:  # a thread that never took an instrumented lock
+            raise RuntimeError("cannot release un-acquired lock") from None
+        if self._owner is not state:
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count - 1
         if count:
             self._count = count
             return
-        self._count = 0
+        # _count is only read while the lock is owned: no need to reset it here.
         self._owner = None
         held = state.held
         if held and held[-1] is self:
@@ -400,7 +400,7 @@ class RLock(InstrumentedLock):
         status = "locked" if owner is not None else "unlocked"
         owner_ident = 0 if owner is None else owner.ident
         return (
-            f"<{status} {self._describe()} owner={owner_ident} count={self._count} "
+            f"<{status} {self._describe()} owner={owner_ident} count={self._count if owner is not None else 0} "
             f"at {id(self):#x}>"
         )
 
