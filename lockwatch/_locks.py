@@ -24,17 +24,18 @@ _serials = itertools.count(1)
 # so a Condition() or Queue() is attributed to the user's line that made it.
 _SKIPPED_CREATION_FILES = frozenset(
     os.path.normcase(os.path.abspath(path))
-    for path in (threading.__file__, queue.__file__, __file__)
+    for path in (threading.__file__, queue.__file__)
 )
+# lockwatch's own package directory (not any folder that happens to be called "lockwatch").
+_PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _skip_cache: dict[str, bool] = {}
 
 
 def _is_skipped(filename: str) -> bool:
     skipped = _skip_cache.get(filename)
     if skipped is None:
-        skipped = os.path.normcase(os.path.abspath(filename)) in _SKIPPED_CREATION_FILES or (
-            os.sep + "lockwatch" + os.sep in filename
-        )
+        path = os.path.normcase(os.path.abspath(filename))
+        skipped = path in _SKIPPED_CREATION_FILES or path.startswith(_PACKAGE_DIR)
         _skip_cache[filename] = skipped
     return skipped
 
