@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,15 @@ from lockwatch._errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    tomllib = None
+    # tomllib is 3.11+; tomli (a dependency on 3.10) is the same parser under another name.
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+
+# A [tool.lockwatch] table (or a dotted tool.lockwatch key) in pyproject text, found
+# without a TOML parser so that an unreadable table is an error, not silently ignored.
+_LOCKWATCH_TABLE = re.compile(r'^\s*\[?\s*"?tool"?\s*\.\s*"?lockwatch"?\s*[\].=]', re.MULTILINE)
 
 ON_DEADLOCK_CHOICES = ("report", "break", "exit")
 ORDER_CHOICES = ("off", "warn", "raise")
@@ -186,8 +195,24 @@ def find_pyproject(start: str | os.PathLike[str] | None = None) -> Path | None:
 
 
 def from_pyproject(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The ``[tool.lockwatch]`` table of a pyproject.toml (empty if absent or unreadable)."""
-    if path is None or tomllib is None:
+    """The ``[tool.lockwatch]`` table of a pyproject.toml (empty if absent or unreadable).
+
+    Without a TOML parser (Python 3.10 without ``tomli``) a file that has a
+    ``[tool.lockwatch]`` table is a ConfigError saying so; other files are skipped.
+    """
+    if path is None:
+        return {}
+    if tomllib is None:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return {}
+        if _LOCKWATCH_TABLE.search(text):
+            raise ConfigError(
+                f"[tool.lockwatch] in {path} cannot be read: Python {sys.version_info[0]}."
+                f"{sys.version_info[1]} has no tomllib; install tomli (pip install tomli)"
+            )
         return {}
     try:
         with open(path, "rb") as handle:

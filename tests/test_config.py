@@ -77,3 +77,20 @@ def test_callable_on_deadlock_and_hang_timeout_off() -> None:
 
     config = resolve({"on_deadlock": react, "hang_timeout": "off"}, environ={}, pyproject=False)
     assert config.on_deadlock is react and config.hang_timeout is None
+
+
+def test_without_a_toml_parser_a_lockwatch_table_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10 without tomli: the table cannot be read, and must not be silently ignored.
+    import lockwatch._config as config_module
+
+    monkeypatch.setattr(config_module, "tomllib", None)
+    for body in ("[tool.lockwatch]\ninterval = 3\n", '[tool.other]\nx = 1\n[ tool . "lockwatch" ]\n',
+                 "tool.lockwatch.interval = 3\n"):
+        pyproject = write_pyproject(tmp_path, body)
+        with pytest.raises(ConfigError, match=r"\[tool.lockwatch\] in .*pyproject.toml cannot be read: .*tomli"):
+            resolve(environ={}, pyproject=pyproject)
+    # A pyproject.toml with no lockwatch table is no concern of lockwatch's.
+    other = write_pyproject(tmp_path, '[project]\nname = "lockwatch-user"\n[tool.lockwatchful]\nx = 1\n')
+    assert resolve(environ={}, pyproject=other) == Config()
