@@ -197,14 +197,16 @@ def test_xdist_inversion_across_workers(pytester: pytest.Pytester) -> None:
 def test_disabled_by_default_changes_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        import _thread, threading
+        import _thread, sys, threading
         import lockwatch
         from lockwatch import _events, _order, _state, _watchdog
 
         module_lock = threading.Lock()
+        # The stdlib's own threading.Lock: a factory function up to 3.12, the lock class from 3.13.
+        STDLIB_LOCK = _thread.LockType if sys.version_info >= (3, 13) else _thread.allocate_lock
 
         def test_nothing_is_patched(request):
-            assert threading.Lock is _thread.allocate_lock
+            assert threading.Lock is STDLIB_LOCK
             assert type(module_lock) is _thread.LockType
             assert not lockwatch.is_patched()
             assert not _watchdog.is_running()
