@@ -545,12 +545,12 @@ def _record(
         existing.gates = candidate.gates
         existing.generation = _generation
         edge = existing
-    _record_class(edge, candidate, class_gates)
+    _record_class(edge, class_gates)
     if not edge.gates:
         _settle(before, lock)
 
 
-def _record_class(edge: _Edge, observed: _Edge, class_gates: frozenset[ClassKey]) -> None:
+def _record_class(edge: _Edge, class_gates: frozenset[ClassKey]) -> None:
     from_class, to_class = edge.from_class, edge.to_class
     if from_class is None or to_class is None:
         return

@@ -192,9 +192,3 @@ def join_program_threads() -> None:
             return
         for thread in pending:
             thread.join()
-
-
-def describe(script: str | None, module: str | None) -> str:
-    """``app.py`` or ``-m pkg``: how the program is named in lockwatch's messages."""
-    return f"-m {module}" if module is not None else str(script)
-

@@ -55,6 +55,20 @@ def _write_atomically(path: str, data: dict[str, Any]) -> None:
         raise
 
 
+def process_start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None where unknown.
+
+    Registration files carry it so that `lockwatch dump` never signals a
+    process that merely reuses the pid of a registered one that died.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])  # field 22 of proc(5); fields here start at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def register(dump_dir: str) -> None:
     """Write this process's registration file (raises OSError if the registry is unwritable)."""
     global _registered_pid
@@ -67,6 +81,7 @@ def register(dump_dir: str) -> None:
             "argv": list(sys.argv),
             "python": sys.executable,
             "started": now_iso(),
+            "start_ticks": process_start_ticks(pid),
         },
     )
     _registered_pid = pid

@@ -459,6 +459,7 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
             f"`lockwatch run SCRIPT` (without --no-signal) to take snapshots",
             EXIT_PROCESS,
         )
+    _check_not_reused(pid, registration)
     last = _signals.last_snapshot_path(pid)
     before = _file_state(last)
     try:
@@ -467,12 +468,34 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         raise CliError(f"process {pid} ended before it could be asked", EXIT_PROCESS) from None
     except PermissionError:
         raise CliError(f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS) from None
-    path = _wait_for_snapshot(pid, last, before, timeout)
+    path = _wait_for_snapshot(pid, signal_number, last, before, timeout)
     click.echo(path)
     if show_report:
         from lockwatch import _text
 
         click.echo(_text.format_report(_load(path)), nl=False)
+
+
+def _check_not_reused(pid: int, registration: str) -> None:
+    """Refuse to signal a process that only reuses the pid of a registered one that died.
+
+    SIGUSR1 ends a process that does not handle it: the start time in the
+    registration must be the start time of the process that has the pid now.
+    """
+    from lockwatch import _signals
+
+    try:
+        with open(registration, encoding="utf-8") as handle:
+            registered = json.load(handle).get("start_ticks")
+    except (OSError, ValueError, AttributeError):
+        registered = None
+    current = _signals.process_start_ticks(pid)
+    if isinstance(registered, int) and current is not None and registered != current:
+        raise CliError(
+            f"process {pid} is not the one that registered with lockwatch (that process ended and its "
+            f"pid was reused; stale file {registration}); not signalling it",
+            EXIT_PROCESS,
+        )
 
 
 def _file_state(path: str) -> tuple[float, bytes] | None:
@@ -483,8 +506,17 @@ def _file_state(path: str) -> tuple[float, bytes] | None:
         return None
 
 
-def _wait_for_snapshot(pid: int, last: str, before: tuple[float, bytes] | None, timeout: float) -> str:
+# Ask again this often while no snapshot came: a request is idempotent, and a
+# signal can go unanswered (standard signals coalesce; one handled by a thread
+# other than the main one waits until the main thread runs Python again).
+_DUMP_RESEND = 3.0
+
+
+def _wait_for_snapshot(
+    pid: int, signal_number: int, last: str, before: tuple[float, bytes] | None, timeout: float
+) -> str:
     deadline = time.monotonic() + timeout
+    resend_at = time.monotonic() + _DUMP_RESEND
     while True:
         state = _file_state(last)
         if state is not None and state != before:
@@ -502,6 +534,12 @@ def _wait_for_snapshot(pid: int, last: str, before: tuple[float, bytes] | None, 
             raise CliError(f"process {pid} ended before it wrote a snapshot", EXIT_PROCESS) from None
         except OSError:
             pass
+        if time.monotonic() >= resend_at:
+            resend_at = time.monotonic() + _DUMP_RESEND
+            try:
+                os.kill(pid, signal_number)
+            except OSError:
+                pass
         time.sleep(_DUMP_POLL)
     raise CliError(
         f"process {pid} did not write a snapshot within {timeout:g} s. Its main thread handles the "

@@ -283,6 +283,39 @@ def test_dump_no_answer_within_the_timeout(plain_process: subprocess.Popen[bytes
         registration.unlink()
 
 
+@pytest.mark.skipif(_signals.process_start_ticks(os.getpid()) is None, reason="needs /proc")
+def test_dump_never_signals_a_process_that_reused_a_registered_pid() -> None:
+    # A registration left behind by a process that died, whose pid now belongs to another
+    # process: SIGUSR1 would end that one (default action), so `dump` must refuse to send it.
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    registration = Path(_signals.registration_path(process.pid))
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        registration.parent.mkdir(parents=True, exist_ok=True)
+        real_start = _signals.process_start_ticks(process.pid)
+        assert real_start is not None
+        registration.write_text(json.dumps({"pid": process.pid, "start_ticks": real_start - 1}))
+        one_error_line(invoke("dump", str(process.pid), "--timeout", "5"), 5, "reused", "not signalling")
+        with pytest.raises(subprocess.TimeoutExpired):  # still alive: no signal was sent
+            process.wait(timeout=0.5)
+    finally:
+        registration.unlink(missing_ok=True)
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_registration_records_the_process_start() -> None:
+    with lockwatch.patch(order="off", signal=True) as handle:
+        try:
+            registered = json.loads(Path(_signals.registration_path(os.getpid())).read_text())
+        finally:
+            handle.stop()
+    assert registered["start_ticks"] == _signals.process_start_ticks(os.getpid())
+
+
 @pytest.mark.parametrize("args, word", [(["abc"], "PID"), (["1", "--timeout", "-1"], "--timeout"), (["0"], "PID")])
 def test_dump_bad_arguments(args: list[str], word: str) -> None:
     one_error_line(invoke("dump", *args), 2, word)

@@ -231,7 +231,18 @@ class Service:
                 return None
             return json.loads(Path(json.loads(text)["path"]).read_text())
 
-        return wait_until(new_snapshot, RUN_TIMEOUT, "snapshot dump after SIGUSR1", self.process, self.details)
+        asked_at = [time.monotonic()]
+
+        def new_snapshot_asking_again() -> dict[str, Any] | None:
+            # Like `lockwatch dump`: a request is idempotent, so ask again now and then.
+            if time.monotonic() - asked_at[0] > 3.0:
+                asked_at[0] = time.monotonic()
+                os.kill(self.process.pid, signal.SIGUSR1)
+            return new_snapshot()
+
+        return wait_until(
+            new_snapshot_asking_again, RUN_TIMEOUT, "snapshot dump after SIGUSR1", self.process, self.details
+        )
 
     def close(self) -> None:
         if self.process.poll() is None:
