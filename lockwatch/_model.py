@@ -62,6 +62,11 @@ class ThreadInfo:
     waiting_in: str | None = None  # e.g. "Condition.wait" for waits not on a lock
     acquired_at: dict[str, Frame] = field(default_factory=dict)  # lock id -> where taken
 
+    @property
+    def is_blocked(self) -> bool:
+        """Waiting on a lock, or in a wait for a notification (Condition, Event, Queue...)."""
+        return self.waiting_for is not None or self.waiting_in is not None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

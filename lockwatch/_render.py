@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
-from lockwatch._text import user_frames
+from lockwatch._text import format_seconds, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -172,7 +172,7 @@ def _draw_waits(graph: Any, report: Report) -> tuple[str, list[str], list[str]]:
     for ident, lock_id in sorted(waits, key=lambda e: (e[0], _natural(e[1]))):
         hot = (ident, lock_id) in cycle_waits
         seconds = threads[ident].waiting_seconds if ident in threads else None
-        label = "waits for" if seconds is None else f"waits for {_seconds(seconds)}"
+        label = "waits for" if seconds is None else f"waits for {format_seconds(seconds)}"
         _edge(graph, loop, outside, _tid(ident), _lid(lock_id), label=_text(label), style="dashed",
               **_edge_style(hot, _muted(threads.get(ident))))
     for (lock_id, ident), count in sorted(held.items(), key=lambda e: (_natural(e[0][0]), e[0][1])):
@@ -285,14 +285,14 @@ def _waits_headline(report: Report) -> str:
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
         return f"Deadlock: {len(idents)} threads{cycles} wait for each other"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if t.waiting_for is not None or t.waiting_in is not None]
+        waiting = [t for t in report.threads if t.is_blocked]
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "Hang"
         who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
-        return f"Hang: {who} blocked (longest {_seconds(longest)})"
+        return f"Hang: {who} blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
-    waiting = sum(1 for t in report.threads if t.waiting_for is not None or t.waiting_in is not None)
+    waiting = sum(1 for t in report.threads if t.is_blocked)
     return f"Snapshot: {len(report.threads)} threads, {held} locks held, {waiting} threads waiting"
 
 
@@ -312,7 +312,7 @@ def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bo
     frames = user_frames(thread.stack)
     if frames:
         blocking = frames[-1]
-        verb = "blocked at" if thread.waiting_for is not None or thread.waiting_in is not None else "at"
+        verb = "blocked at" if thread.is_blocked else "at"
         lines.append((f"{verb} {_where(blocking)} in {blocking.function}", "note"))
         if blocking.code:
             lines.append((_code_excerpt(blocking.code), "code"))
@@ -484,10 +484,6 @@ def _where(frame: Frame) -> str:
     return f"{os.path.basename(frame.file)}:{frame.line}"
 
 
-def _seconds(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.1f} s"
 
 
 def _code_excerpt(code: str) -> str:

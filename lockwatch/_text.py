@@ -95,16 +95,16 @@ def _header(report: Report, names: _Names) -> str:
     if report.kind == "lock-order":
         return "POTENTIAL DEADLOCK (lock order): locks are taken in orders that can deadlock"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if _is_waiting(t)]
+        waiting = [t for t in report.threads if t.is_blocked]
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "HANG"
         threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
-        return f"HANG: {threads} been blocked (longest {_seconds(longest)})"
+        return f"HANG: {threads} been blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
     return (
         f"SNAPSHOT: {_plural(len(report.threads), 'thread')}, "
-        f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if _is_waiting(t)), 'thread')} waiting"
+        f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if t.is_blocked), 'thread')} waiting"
     )
 
 
@@ -144,7 +144,7 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
         if thread.role not in (None, "bystander") and thread.id not in focus_ids:
             focus_ids.append(thread.id)
     if report.kind == "hang" and not focus_ids:
-        focus_ids = [t.id for t in report.threads if _is_waiting(t)]
+        focus_ids = [t.id for t in report.threads if t.is_blocked]
     if report.kind == "hang":
         # Whoever holds what a hung thread waits for is why it hangs: its stack matters too.
         owners = {lock.id: lock.owner for lock in report.locks}
@@ -157,7 +157,7 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
     others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]
     if report.kind == "snapshot":
         # Threads that hold or wait come first: that is where a hang lives.
-        others.sort(key=lambda t: not (t.holding or _is_waiting(t)))
+        others.sort(key=lambda t: not (t.holding or t.is_blocked))
     return focus, bystanders, others
 
 
@@ -204,7 +204,7 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
     if thread.waiting_for is not None:
         text = f"waits for {names.lock(thread.waiting_for)}"
         if thread.waiting_seconds is not None:
-            text += f" for {_seconds(thread.waiting_seconds)}"
+            text += f" for {format_seconds(thread.waiting_seconds)}"
         owner = names.owner_of(thread.waiting_for)
         if owner is not None:
             text += f", held by {names.thread(owner)}"
@@ -216,7 +216,7 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
     if thread.waiting_in is not None:
         text = f"waits in {thread.waiting_in}"
         if thread.waiting_seconds is not None:
-            text += f" for {_seconds(thread.waiting_seconds)}"
+            text += f" for {format_seconds(thread.waiting_seconds)}"
         return [text + " (for a notification, not a lock)"]
     return []
 
@@ -285,15 +285,12 @@ def _order_edge(edge: OrderEdge, names: _Names) -> list[str]:
     return lines
 
 
-def _is_waiting(thread: ThreadInfo) -> bool:
-    return thread.waiting_for is not None or thread.waiting_in is not None
-
-
 def _where(frame: Frame) -> str:
     return f"{os.path.basename(frame.file)}:{frame.line} in {frame.function}"
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
+    """``750 ms`` or ``1.5 s``: how reports say how long something has waited."""
     return f"{value:.1f} s" if value >= 1 else f"{value * 1000:.0f} ms"
 
 

@@ -312,9 +312,7 @@ def test_b_then_a_in_a_thread():
 
 @pytest.mark.timeout(60)
 def test_warn_mode_puts_the_inversion_in_the_warnings_summary(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-INVERSION_IN_A_THREAD
-    )
+    pytester.makepyfile(INVERSION_IN_A_THREAD)
     result = run(pytester, "--lockwatch", "--lockwatch-order=warn")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
@@ -330,9 +328,7 @@ INVERSION_IN_A_THREAD
 
 @pytest.mark.timeout(60)
 def test_inversion_in_a_thread_fails_the_test_by_default(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-INVERSION_IN_A_THREAD
-    )
+    pytester.makepyfile(INVERSION_IN_A_THREAD)
     result = run(pytester, "--lockwatch")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*first taken by thread \"worker\"*", "FAILED *::test_b_then_a_in_a_thread*"])
