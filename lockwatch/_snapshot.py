@@ -31,17 +31,29 @@ _CONDITION_WAITS = {
 }
 
 
-def frames_of(frame: types.FrameType | None) -> tuple[Frame, ...]:
-    """A stack as Frames, outermost first, with source lines where available."""
+_THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
+
+
+def frames_of(frame: types.FrameType | None, *, lock_wait: bool = False) -> tuple[Frame, ...]:
+    """A stack as Frames, outermost first, with source lines, ending at the user's line.
+
+    lockwatch's own innermost frames (a blocked acquire, this very snapshot)
+    say nothing about the program. For a lock wait, threading's frames go too
+    (``Condition.__enter__``), so the last frame is the user's ``with cond:``;
+    a Condition wait keeps them, since "blocked in Condition.wait" is the point.
+    """
     if frame is None:
         return ()
-    summary = traceback.extract_stack(frame)
-    # lockwatch's own innermost frames (a blocked acquire, this very snapshot)
-    # say nothing about the program: the user's line comes last.
-    return tuple(user_frames(
+    stack = user_frames(
         Frame(file=entry.filename, line=entry.lineno or 0, function=entry.name, code=entry.line or None)
-        for entry in summary
-    ))
+        for entry in traceback.extract_stack(frame)
+    )
+    if lock_wait:
+        end = len(stack)
+        while end > 1 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
+            end -= 1
+        stack = stack[:end]
+    return tuple(stack)
 
 
 def site_frame(site: tuple[str, int, str] | None) -> Frame | None:
@@ -285,7 +297,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 holding=tuple(lock.id for lock in holdings.get(ident, ())),
                 waiting_for=None if waiting is None else waiting[0].id,
                 waiting_seconds=None if waiting is None else round(waiting[1] or 0.0, 6),
-                stack=frames_of(frame),
+                stack=frames_of(frame, lock_wait=waiting is not None),
                 alive=alive,
                 waiting_in=waiting_in,
                 acquired_at=acquisition_sites(frame, holdings.get(ident, ())) if labels else {},

@@ -19,7 +19,7 @@ from lockwatch import _detect, _events, _signals, _snapshot, _state
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
-from lockwatch._model import CycleStep, Frame, Report, ThreadInfo, user_frames
+from lockwatch._model import CycleStep, Report
 
 # A wait as the watchdog sees it: (thread ident, lock serial, wait_since, owner ident).
 # Equal keys on two consecutive looks mean the very same wait, still blocked on the same owner.
@@ -60,24 +60,6 @@ def _say_once(key: str, message: str) -> None:
         sys.stderr.flush()
     except Exception:  # stderr closed or broken: nothing sensible left to do
         pass
-
-
-_THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
-
-
-def _user_stack(info: ThreadInfo) -> tuple[Frame, ...]:
-    """The stack without lockwatch's own innermost frames: the blocking line comes last.
-
-    For a lock wait, threading's own frames go too (``Condition.__enter__``),
-    so the last frame is the user's ``with cond:``; a Condition wait keeps
-    them, since "blocked in Condition.wait" is the point.
-    """
-    stack = user_frames(info.stack)
-    end = len(stack)
-    if info.waiting_for is not None:
-        while end > 0 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
-            end -= 1
-    return tuple(stack[:end] if end else stack)
 
 
 class _Watchdog:
@@ -227,7 +209,6 @@ class _Watchdog:
             dataclasses.replace(
                 info,
                 role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else None,
-                stack=_user_stack(info),
             )
             for info in report.threads
         )
@@ -325,7 +306,7 @@ class _Watchdog:
         threads = []
         parts = []
         for info in report.threads:
-            changes: dict[str, Any] = {"stack": _user_stack(info)}
+            changes: dict[str, Any] = {}
             if info.id in hung:
                 _episode, seconds, where = hung[info.id]
                 changes["role"] = "hung"
@@ -349,7 +330,6 @@ class _Watchdog:
 
     def write_snapshot(self) -> None:
         report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
-        report = report.replace(threads=tuple(dataclasses.replace(t, stack=_user_stack(t)) for t in report.threads))
         paths = self.write(report)
         _events.publish(report, paths)
         if paths:
