@@ -81,8 +81,8 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     path = os.fspath(path)
     where = f"lock-order baseline {path}"
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         raise ConfigError(
             f"{where} does not exist (write one with lockwatch.write_baseline({path!r}) after a run)"
@@ -90,7 +90,16 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     except OSError as exc:
         raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
     try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where} is not a lockwatch baseline (not UTF-8 text: bad byte at offset {exc.start})") from None
+    if not text.strip():
+        what = "the file is empty" if not raw else "the file holds only white space"
+        raise ConfigError(f"{where} is not a lockwatch baseline ({what})")
+    try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{where} is not a lockwatch baseline (JSON nested too deeply)") from None
     except ValueError as exc:
         raise ConfigError(f"{where} is not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("lockwatch_baseline") is None:

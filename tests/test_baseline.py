@@ -240,3 +240,43 @@ def test_baseline_from_environment(watch: Any, tmp_path: Path, monkeypatch: pyte
         warnings.simplefilter("always")
         inversion(Store())
     assert len(order_warnings(record)) == 1  # an empty baseline accepts nothing
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
+        ("{}".encode("utf-16"), "not UTF-8 text"),
+        (b"", "the file is empty"),
+        (b"   \n\t  \n", "only white space"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+    ids=["binary", "utf-16", "empty", "spaces", "deep"],
+)
+def test_undecodable_baseline_is_a_clear_config_error(
+    watch: Any, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "baseline.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=_escape(message)):
+        _baseline.load_baseline(path)
+
+
+@pytest.mark.timeout(60)
+def test_binary_baseline_on_the_command_line_is_one_line_status_3(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text("print('ran')\n")
+    (tmp_path / "baseline.json").write_bytes(b"\xff\xfe\x00\x01binary")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    done = subprocess.run(
+        [sys.executable, "-m", "lockwatch", "run", "--baseline", "baseline.json", "app.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lockwatch: error: "), done.stderr
+    assert "baseline.json" in lines[0] and "not UTF-8" in lines[0]
+    assert "ran" not in done.stdout
