@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Generator, Sequence
@@ -52,6 +53,9 @@ DEFAULT_DUMP_DIR = "lockwatch-dumps"
 
 #: The settings exposed as --lockwatch-NAME options, lockwatch_NAME ini keys and marker keywords.
 SETTINGS = ("interval", "order", "dump_dir", "hang_timeout")
+
+#: Report kinds a test can wait for with the fixture (a snapshot is asked for from outside, never a finding).
+_KINDS = ("deadlock", "lock-order", "hang")
 
 #: Report kinds that fail the test they happen in (lock-order ones depend on ``order``).
 FAILING_KINDS = ("deadlock", "hang")
@@ -231,6 +235,8 @@ class LockwatchReports:
 
     def wait_for(self, kind: str = "deadlock", timeout: float = 5.0) -> Report:
         """The first report of ``kind``, waiting up to ``timeout`` s for the watchdog to find it."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown report kind {kind!r}: wait for one of {', '.join(map(repr, _KINDS))}")
         deadline = time.monotonic() + timeout
         while True:
             found = self.of_kind(kind)
@@ -304,6 +310,9 @@ class LockwatchSession:
         self.shared_dir: str | None = None
         self.marker_error: str | None = None
         self.owns_shared_dir = False
+        # True while a test phase runs: subtest reports made then leave the findings to the phase's report.
+        self.in_phase = False
+        self.previous_excepthook: Any = None
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -329,6 +338,10 @@ class LockwatchSession:
         if self.previous_print is not None:
             _events.print_to_stderr = self.previous_print
             self.previous_print = None
+        if self.previous_excepthook is not None:
+            if threading.excepthook == self._thread_excepthook:
+                threading.excepthook = self.previous_excepthook
+            self.previous_excepthook = None
         if self.owns_shared_dir and self.shared_dir:
             shutil.rmtree(self.shared_dir, ignore_errors=True)
             self.owns_shared_dir = False
@@ -350,8 +363,26 @@ class LockwatchSession:
 
     # --- session ---------------------------------------------------------------------
 
+    def _thread_excepthook(self, args: Any) -> None:
+        """Keep a broken deadlock's DeadlockError out of pytest's unhandled-thread-exception warning.
+
+        lockwatch raised it on purpose, after reporting the deadlock: the test already
+        fails with the full report (or hands it to the ``lockwatch`` fixture), so a
+        second account of it, with lockwatch's frames, is noise. Anything else goes on.
+        """
+        from lockwatch._errors import DeadlockError
+
+        if isinstance(args.exc_value, DeadlockError) and args.exc_value.report is not None:
+            return
+        previous = self.previous_excepthook or threading.__excepthook__
+        previous(args)
+
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        # After pytest's own thread-exception plugin has installed its hook: ours goes in front of it.
+        if self.previous_excepthook is None and self.role != "controller":
+            self.previous_excepthook = threading.excepthook
+            threading.excepthook = self._thread_excepthook
         if hasattr(config, "workerinput"):
             self.role = "worker"
             shared = config.workerinput.get(SHARED_DIR_KEY)  # type: ignore[attr-defined]
@@ -429,12 +460,14 @@ class LockwatchSession:
         from lockwatch._errors import LockOrderWarning
 
         _order.set_test_name(item.nodeid)
+        self.in_phase = True
         try:
             with warnings.catch_warnings():
                 # The checker's own warning is replaced by the plugin's verdict (see makereport).
                 warnings.filterwarnings("ignore", category=LockOrderWarning)
                 return (yield)
         finally:
+            self.in_phase = False
             _order.set_test_name(None)
 
     def _apply_marker(self, item: pytest.Item) -> str | None:
@@ -464,6 +497,10 @@ class LockwatchSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
+        if self.in_phase:
+            # A subtest's report, made while the test runs (unittest subTest, pytest's subtests):
+            # a warning issued now would fall under the phase's filter, so the phase's own report judges.
+            return report
         findings = self._take_pending()
         if findings:
             self._judge(item, report, findings)
