@@ -12,6 +12,7 @@ import sys
 import threading
 import traceback
 import types
+import weakref
 from time import monotonic
 from typing import Any, Iterable
 
@@ -70,35 +71,86 @@ def short_site(site: tuple[str, int, str] | None) -> str | None:
     return f"{os.path.basename(site[0])}:{site[1]}"
 
 
+# One label per lock for the life of the process: the most specific one found the first
+# time a report needed it, reused by every later report (weak keys: dead locks drop out).
+_attribute_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def attribute_labels(locks: Iterable[InstrumentedLock]) -> dict[int, str]:
     """Name locks by what holds them, where something does: ``Account.lock``,
     ``app.settings_lock`` (a module global), ``ResourceManager.locks['db']`` (a
     dict attribute), ``Table.stripes[3]`` (a list attribute), ``app.LOCKS['db']``.
 
-    Keyed by ``id(lock)``. Report time only, never the hot path: one
-    ``gc.get_referrers`` pass over the heap for the locks, one for the dicts and
-    lists they sit in (and for namespace dicts whose object is not known yet),
-    and a last one only for containers found in such a dict. A referrer is a
-    namespace (module globals, or an instance ``__dict__`` that exists as an
-    object), an instance whose attributes are kept inline, or a container.
-    Anything odd about an object means no label from it, never an error.
+    Keyed by ``id(lock)``. When several things hold a lock (a queue's mutex is
+    ``SlowQueue.mutex`` and, inside the stdlib, ``Condition._lock``), the most
+    specific name wins: the program's own objects before the stdlib's, public
+    attributes before private ones, a module global before an attribute before
+    a container entry. A lock keeps the label it got first in every later report.
+
+    Report time only, never the hot path: one ``gc.get_referrers`` pass over the
+    heap for the locks, one for the dicts and lists they sit in (and for
+    namespace dicts whose object is not known yet), and a last one only for
+    containers found in such a dict. Anything odd about an object means no
+    label from it, never an error.
     """
     wanted = {id(lock): lock for lock in locks}
-    if not wanted:
-        return {}
     labels: dict[int, str] = {}
+    missing: dict[int, Any] = {}
+    for key, lock in wanted.items():
+        cached = _attribute_labels.get(lock)
+        if cached is not None:
+            labels[key] = cached
+        else:
+            missing[key] = lock
+    if not missing:
+        return labels
+    offers: _Offers = {}
     try:
-        _label_by_referrers(wanted, labels)
-    except Exception:  # labels are a nicety: a report without them is still a report
+        _label_by_referrers(missing, offers)
+    except Exception:  # noqa: BLE001 - labels are a nicety: a report without them is still a report
         pass
+    for key, options in offers.items():
+        best = min(options)[-1]
+        labels[key] = best
+        try:
+            _attribute_labels[missing[key]] = best
+        except TypeError:  # not weakly referenceable (a foreign lock): no memory of it
+            pass
     return labels
 
 
 # A container's entries that are wanted locks: (lock id, "[key]") pairs.
 _Entries = list[tuple[int, str]]
+# Candidate labels per lock id: (rank..., label); the smallest wins.
+_Offers = dict[int, list[tuple[Any, ...]]]
+
+# How a label was found, best first.
+_GLOBAL, _ATTRIBUTE, _ENTRY = 0, 1, 2
 
 
-def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
+def _offer(offers: _Offers, lock_id: int, label: str, owner: Any, how: int, attribute: str = "") -> None:
+    """Propose ``label`` for a lock; ``owner`` is the module name, class or instance it was found on."""
+    offers.setdefault(lock_id, []).append(
+        (_is_stdlib(owner), attribute.startswith("_"), how, len(label), label)
+    )
+
+
+def _is_stdlib(owner: Any) -> bool:
+    """Whether a label would name the stdlib's insides (``Condition._lock``) rather than the program."""
+    if isinstance(owner, str):
+        module = owner
+    else:
+        cls = owner if isinstance(owner, type) else type(owner)
+        module = getattr(cls, "__module__", None) or ""
+    if not isinstance(module, str):
+        return False
+    return module.split(".")[0] in _STDLIB
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"threading", "queue", "concurrent", "asyncio", "logging"}
+
+
+def _label_by_referrers(wanted: dict[int, Any], offers: _Offers) -> None:
     # Namespace dicts whose owning object is not known yet: id -> (dict, [(lock id, attribute)]).
     namespaces: dict[int, tuple[dict[Any, Any], list[tuple[int, str]]]] = {}
     # Dicts and lists holding wanted locks: id -> (container, entries).
@@ -109,7 +161,8 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 attributes = [(id(v), k) for k, v in referrer.items() if id(v) in wanted and isinstance(k, str)]
                 if attributes and _is_module_namespace(referrer):
                     for lock_id, key in attributes:
-                        labels.setdefault(lock_id, f"{referrer['__name__']}.{key}")
+                        module = referrer["__name__"]
+                        _offer(offers, lock_id, f"{module}.{key}", module, _GLOBAL, key)
                     continue
                 if attributes and all(key.isidentifier() for _lock_id, key in attributes):
                     namespaces[id(referrer)] = (referrer, attributes)  # maybe an instance __dict__
@@ -126,14 +179,13 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 for namespace in _namespaces_of(referrer):
                     for key, value in list(namespace.items()):
                         if id(value) in wanted and isinstance(key, str):
-                            labels.setdefault(id(value), f"{owner_name}.{key}")
-        except Exception:
+                            _offer(offers, id(value), f"{owner_name}.{key}", referrer, _ATTRIBUTE, key)
+        except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
             continue
     if not namespaces and not containers:
         return
 
     # Second pass: who holds those dicts and containers.
-    container_labels: dict[int, str] = {}  # lock id -> label through a container (attributes win)
     parents: dict[int, tuple[dict[Any, Any], list[tuple[str, Any]]]] = {}  # plain dicts holding containers
     looked_up = {**{k: v[0] for k, v in namespaces.items()}, **{k: v[0] for k, v in containers.items()}}
     for owner in gc.get_referrers(*looked_up.values()):
@@ -143,8 +195,9 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 if not held:
                     continue
                 if _is_module_namespace(owner):
+                    module = owner["__name__"]
                     for key, container in held:
-                        _label_entries(container_labels, f"{owner['__name__']}.{key}", containers[id(container)][1])
+                        _offer_entries(offers, f"{module}.{key}", containers[id(container)][1], module, key)
                 elif all(key.isidentifier() for key, _container in held):
                     parents[id(owner)] = (owner, held)  # an instance __dict__ holding containers?
                 continue
@@ -155,11 +208,11 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 found = namespaces.get(id(namespace))
                 if found is not None and found[0] is namespace:  # the object whose __dict__ holds wanted locks
                     for lock_id, key in found[1]:
-                        labels.setdefault(lock_id, f"{owner_name}.{key}")
+                        _offer(offers, lock_id, f"{owner_name}.{key}", owner, _ATTRIBUTE, key)
                 for key, value in list(namespace.items()):
                     if id(value) in containers and isinstance(key, str):
-                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(value)][1])
-        except Exception:
+                        _offer_entries(offers, f"{owner_name}.{key}", containers[id(value)][1], owner, key)
+        except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
             continue
 
     # Last pass, only for containers kept in a materialized instance __dict__.
@@ -175,16 +228,14 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                         continue
                     owner_name = _owner_name(owner)
                     for key, container in found[1]:
-                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(container)][1])
-            except Exception:
+                        _offer_entries(offers, f"{owner_name}.{key}", containers[id(container)][1], owner, key)
+            except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
                 continue
-    for lock_id, label in container_labels.items():
-        labels.setdefault(lock_id, label)
 
 
-def _label_entries(labels: dict[int, str], prefix: str, entries: _Entries) -> None:
+def _offer_entries(offers: _Offers, prefix: str, entries: _Entries, owner: Any, attribute: str) -> None:
     for lock_id, subscript in entries:
-        labels.setdefault(lock_id, prefix + subscript)
+        _offer(offers, lock_id, prefix + subscript, owner, _ENTRY, attribute)
 
 
 def _is_module_namespace(namespace: dict[Any, Any]) -> bool:
@@ -198,7 +249,7 @@ def _namespaces_of(obj: Any) -> list[dict[Any, Any]]:
     try:
         # Not getattr(): a class's own __getattribute__/__getattr__ is user code.
         namespace = object.__getattribute__(obj, "__dict__")
-    except Exception:
+    except Exception:  # noqa: BLE001 - no readable __dict__: no label from this object
         return []
     return [namespace] if isinstance(namespace, dict) else []
 
@@ -232,6 +283,12 @@ def lock_label(lock: InstrumentedLock, attribute: str | None = None) -> str:
         return lock.name
     if attribute:
         return attribute
+    try:
+        remembered = _attribute_labels.get(lock)  # found by an earlier report: one label per lock
+    except TypeError:
+        remembered = None
+    if remembered:
+        return remembered
     where = short_site(lock.site)
     return f"{lock_kind(lock)} from {where}" if where else f"{lock_kind(lock)} {lock.id}"
 
@@ -271,7 +328,9 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     attributes = attribute_labels(involved.values()) if labels else {}
 
     thread_infos = []
-    idents = sorted(set(frames) | set(holdings))
+    # A thread that ended matters only while it still holds a lock: the states of
+    # finished threads (hundreds, in a long test suite) are not the program's present.
+    idents = sorted(set(frames) | {ident for ident, held in holdings.items() if held})
     for ident in idents:
         if ident in internal_thread_idents:
             continue

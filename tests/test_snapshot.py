@@ -324,3 +324,79 @@ def test_acquired_at_is_left_out_when_the_taking_frame_is_gone() -> None:
     assert me is not None and lock.id in me.holding
     # This frame names `lock` but never takes it with `with`/`.acquire(`: no guess.
     assert lock.id not in me.acquired_at
+
+
+# --- one label per lock, the most specific ---------------------------------------------------
+
+
+@pytest.mark.parametrize("heap_order", ["as found", "reversed"])
+def test_a_queue_mutex_is_named_by_the_programs_queue_not_by_the_stdlibs_condition(
+    patched: None, monkeypatch: pytest.MonkeyPatch, heap_order: str
+) -> None:
+    import queue
+
+    class SlowQueue(queue.Queue):  # type: ignore[type-arg]
+        pass
+
+    if heap_order == "reversed":  # whichever referrer the heap walk meets first, the same label
+        real = gc.get_referrers
+        monkeypatch.setattr(gc, "get_referrers", lambda *objects: list(reversed(real(*objects))))
+    jobs = SlowQueue()
+    # Referrers of the mutex: the queue's __dict__ and three Conditions' (``Condition._lock``).
+    vars(jobs.not_empty), vars(jobs.not_full)
+    for _ in range(3):
+        assert labels_of(jobs.mutex) == ["SlowQueue.mutex"]
+    with jobs.mutex:
+        report = _snapshot.take()
+    [info] = [lock for lock in report.locks if lock.id == jobs.mutex.id]
+    assert info.label == "SlowQueue.mutex"
+
+
+def test_a_lock_keeps_its_first_label_in_every_later_report() -> None:
+    account = Account()
+    assert labels_of(account.lock) == ["Account.lock"]
+    registry = {"acct-1": account.lock}  # found later: a container entry, no better than the attribute
+    holder = types.SimpleNamespace(lock=account.lock)  # stdlib class: no better either
+    assert labels_of(account.lock) == ["Account.lock"]
+    assert _snapshot.lock_label(account.lock) == "Account.lock"  # what lock-order edges record
+    assert registry and holder
+
+
+@pytest.mark.parametrize("heap_order", ["as found", "reversed"])
+def test_private_stdlib_attributes_lose_to_public_program_ones(monkeypatch: pytest.MonkeyPatch, heap_order: str) -> None:
+    if heap_order == "reversed":
+        real = gc.get_referrers
+        monkeypatch.setattr(gc, "get_referrers", lambda *objects: list(reversed(real(*objects))))
+    lock = lockwatch.Lock()
+    condition = threading.Condition(lock)
+    vars(condition)
+    cache = Account()
+    cache.lock = lock
+    assert labels_of(lock) == ["Account.lock"]
+    assert condition
+
+
+# --- ended threads --------------------------------------------------------------------------
+
+
+def test_threads_that_ended_holding_nothing_are_left_out(patched: None) -> None:
+    lock = threading.Lock()
+    leftover = threading.Lock()
+
+    def work() -> None:
+        with lock:
+            pass
+
+    finished = [threading.Thread(target=work, name=f"done-{n}") for n in range(5)]
+    for thread in finished:
+        thread.start()
+        thread.join(10)
+    holder = threading.Thread(target=leftover.acquire, name="left-holding")
+    holder.start()
+    holder.join(10)
+    report = _snapshot.take()
+    names = [t.name for t in report.threads]
+    assert not [name for name in names if name.startswith("done-")], names
+    assert "left-holding" in names  # it still holds a lock: that matters
+    leftover.release()
+    assert "left-holding" not in [t.name for t in _snapshot.take().threads]
