@@ -325,17 +325,39 @@ def is_lockwatch_file(path: str) -> bool:
     return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
 
 
+def _is_runner(path: str) -> bool:
+    """lockwatch's ``run`` machinery: the frame that starts the user's program."""
+    return is_lockwatch_file(path) and os.path.basename(path.replace("\\", "/").replace("/", os.sep)) == "_run.py"
+
+
+def _is_start_up(path: str) -> bool:
+    """Frames between ``lockwatch run`` and the program's first line (runpy, importlib, lockwatch)."""
+    base = os.path.basename(path.replace("\\", "/").replace("/", os.sep))
+    return path.startswith("<frozen ") or base == "runpy.py" or is_lockwatch_file(path)
+
+
 def user_frames(stack: Iterable[Frame]) -> list[Frame]:
-    """The stack without lockwatch's own innermost frames, so the user's blocking line is last.
+    """The program's part of a stack: from its first line to the user's line, lockwatch's frames cut.
 
     A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
-    nothing about the program. A stack entirely inside lockwatch is kept as it is.
+    nothing about the program, so the user's blocking line comes last. Under
+    ``lockwatch run`` the main thread starts in the console script, click and
+    lockwatch's runner: those outer frames go too, so the program's own first line
+    comes first, as python shows it. A stack entirely inside lockwatch is kept as it is.
     """
     frames = list(stack)
     end = len(frames)
     while end > 0 and is_lockwatch_file(frames[end - 1].file):
         end -= 1
-    return frames[:end] if end else frames
+    if not end:
+        return frames
+    start = 0
+    runner = max((index for index in range(end) if _is_runner(frames[index].file)), default=None)
+    if runner is not None:
+        start = runner + 1
+        while start < end - 1 and _is_start_up(frames[start].file):
+            start += 1
+    return frames[start:end]
 
 
 _MISSING = object()

@@ -11,10 +11,13 @@ import runpy
 import sys
 import threading
 import types
+from typing import Any
 
 import click
 
 from lockwatch._errors import ProgramNotFound
+from lockwatch._model import is_lockwatch_file
+
 #: Exit status of a program ended by Ctrl-C (KeyboardInterrupt), as a shell reports ``python``'s.
 INTERRUPTED_EXIT_STATUS = 130
 
@@ -129,9 +132,40 @@ def exit_status(exc: SystemExit) -> int:
 
 
 def program_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """``tb`` without the leading frames of lockwatch and runpy: the program's first line comes first."""
+    """``tb`` without lockwatch's frames: the program's first line first, the user's line last.
+
+    Leading frames of lockwatch, click and runpy are start-up plumbing; trailing
+    frames in lockwatch's modules are a lock's insides (a DeadlockError is raised
+    inside ``acquire``), so the traceback ends at the user's ``with lock:``.
+    """
     while tb is not None and _is_plumbing(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
+    return None if tb is None else _user_tail(tb)
+
+
+def _entries(tb: types.TracebackType | None) -> list[types.TracebackType]:
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def _thread_excepthook(args: Any) -> None:
+    """threading's own hook, for a traceback that ends at the user's line, not inside a lock."""
+    if args.exc_traceback is not None:
+        args = type(args)((args.exc_type, args.exc_value, _user_tail(args.exc_traceback), args.thread))
+    threading.__excepthook__(args)
+
+
+def _user_tail(tb: types.TracebackType) -> types.TracebackType:
+    """``tb`` ending at its last frame outside lockwatch's modules (all of it if there is none)."""
+    last_user = None
+    for entry in _entries(tb):
+        if not is_lockwatch_file(entry.tb_frame.f_code.co_filename):
+            last_user = entry
+    if last_user is not None:
+        last_user.tb_next = None
     return tb
 
 
@@ -163,6 +197,8 @@ def run_program(script: str | None, module: str | None, args: list[str]) -> int:
     ProgramNotFound propagates (the caller presents it); everything the program
     itself raises is handled here the way the interpreter handles it.
     """
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _thread_excepthook  # the program may set its own: then that one is used
     try:
         if module is not None:
             run_module(module, args)

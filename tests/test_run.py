@@ -295,3 +295,83 @@ def test_deadlock_with_on_deadlock_exit(tmp_path: Path) -> None:
     data = json.loads(dumps[0].read_text())
     names = {t["id"]: t["name"] for t in data["threads"]}
     assert sorted(names[step["thread"]] for step in data["cycles"][0]) == ["left", "right"]
+
+
+# --- stacks and tracebacks start at the program and end at the user's line ------------------
+
+MAIN_IN_A_DEADLOCK = """\
+import threading
+
+first, second = threading.Lock(), threading.Lock()
+both_hold_one = threading.Barrier(2)
+
+def right():
+    with second:
+        both_hold_one.wait()
+        with first:
+            pass
+
+def main():
+    worker = threading.Thread(target=right, name="right", daemon=True)
+    worker.start()
+    with first:
+        both_hold_one.wait()
+        with second:
+            pass
+
+main()
+"""
+
+
+def _plumbing(frame: dict) -> bool:
+    path = frame["file"].replace("\\\\", "/")
+    return "/lockwatch/" in path or "/click/" in path or path.endswith(("/runpy.py", "bin/lockwatch"))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_report_stacks_start_at_the_programs_first_line(tmp_path: Path, launcher: str, how: str) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)
+    target = ["app.py"] if how == "script" else ["-m", "app"]
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "exit", "--interval", "0.1", "--dump-dir", "D", *target,
+                     launcher=launcher)
+    assert done.returncode == DEADLOCK_EXIT_STATUS, done.stderr
+    [dump] = [json.loads(p.read_text()) for p in (tmp_path / "D").glob("deadlock-*.json")]
+    [main] = [t for t in dump["threads"] if t["name"] == "MainThread"]
+    assert main["stack"][0]["file"].endswith("app.py") and main["stack"][0]["function"] == "<module>", main["stack"]
+    assert main["stack"][-1]["code"] == "with second:"
+    assert not [f for t in dump["threads"] for f in t["stack"] if _plumbing(f)]
+    assert "cli.py" not in done.stderr and "click" not in done.stderr and "_run.py" not in done.stderr
+
+
+SELF_DEADLOCK = """\
+import threading
+
+def relock(lock):
+    lock.acquire()
+    lock.acquire()  # SELF
+
+def main():
+    {where}
+
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["main thread", "thread"])
+def test_deadlock_error_tracebacks_end_at_the_users_line(tmp_path: Path, where: str) -> None:
+    body = (
+        "relock(threading.Lock())" if where == "main thread"
+        else "t = threading.Thread(target=relock, args=(threading.Lock(),), name='w'); t.start(); t.join()"
+    )
+    (tmp_path / "app.py").write_text(SELF_DEADLOCK.format(where=body))
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "break", "--interval", "0.1", "--dump-dir", "D", "app.py")
+    assert done.returncode == (1 if where == "main thread" else 0), done.stderr
+    traceback = done.stderr[done.stderr.index("Traceback"):]
+    assert "lockwatch.DeadlockError" in traceback
+    lines = traceback.splitlines()
+    last_frame = max(i for i, line in enumerate(lines) if line.lstrip().startswith("File "))
+    assert 'app.py", line 5, in relock' in lines[last_frame], traceback
+    assert "_locks.py" not in traceback and "_run.py" not in traceback
