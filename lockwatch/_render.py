@@ -278,12 +278,13 @@ def _pin_loop(graph: Any, loop: _Loop, outside: dict[str, list[str]]) -> None:
 def _waits_headline(report: Report) -> str:
     if report.kind == "deadlock" or report.cycles:
         idents = {step.thread for cycle in report.cycles for step in cycle}
+        prefix = "Snapshot of a deadlocked process" if report.kind == "snapshot" else "Deadlock"
         if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            return "Deadlock: a thread waits for a lock it holds itself"
+            return f"{prefix}: a thread waits for a lock it holds itself"
         if not idents:
-            return "Deadlock"
+            return prefix
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
-        return f"Deadlock: {len(idents)} threads{cycles} wait for each other"
+        return f"{prefix}: {len(idents)} threads{cycles} wait for each other"
     if report.kind == "hang":
         waiting = [t for t in report.threads if t.is_blocked]
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)

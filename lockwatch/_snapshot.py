@@ -396,7 +396,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         for info in lock_infos
     ]
 
-    return Report(
+    report = Report(
         kind=kind,
         created=now_iso(),
         pid=os.getpid(),
@@ -406,6 +406,33 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         locks=tuple(lock_infos),
         summary=summary,
     )
+    if kind == "snapshot":
+        # Someone looking at a hung process must be told when it is deadlocked.
+        untimed = {ident for ident, state in states.items() if state.waiting_for is not None and not state.wait_timed}
+        report = with_cycles(report, untimed)
+    return report
+
+
+def with_cycles(report: Report, untimed: set[int]) -> Report:
+    """The report with the deadlock cycles its untimed lock waits form, roles and a summary sentence."""
+    from lockwatch import _detect
+
+    waits = {ident: wait for ident, wait in _detect.waits_in_report(report).items() if ident in untimed}
+    cycles = _detect.find_cycles(waits)
+    if not cycles:
+        return report
+    in_cycle = {step.thread for cycle in cycles for step in cycle}
+    behind = set(_detect.bystanders(waits, cycles))
+    threads = tuple(
+        dataclasses.replace(
+            info, role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else info.role
+        )
+        for info in report.threads
+    )
+    described = "; ".join(_detect.describe_cycle(cycle, report) for cycle in cycles)
+    sentence = f"The process is deadlocked: {described}."
+    summary = f"{report.summary.rstrip('.')}. {sentence}" if report.summary else sentence
+    return report.replace(threads=threads, cycles=tuple(cycles), summary=summary)
 
 
 def _condition_wait(frame: types.FrameType | None) -> str | None:

@@ -102,10 +102,14 @@ def _header(report: Report, names: _Names) -> str:
         threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
         return f"HANG: {threads} been blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
-    return (
+    text = (
         f"SNAPSHOT: {_plural(len(report.threads), 'thread')}, "
         f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if t.is_blocked), 'thread')} waiting"
     )
+    if report.cycles:
+        deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
+        text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
+    return text
 
 
 def _origin(report: Report) -> str:

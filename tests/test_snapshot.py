@@ -400,3 +400,57 @@ def test_threads_that_ended_holding_nothing_are_left_out(patched: None) -> None:
     assert "left-holding" in names  # it still holds a lock: that matters
     leftover.release()
     assert "left-holding" not in [t.name for t in _snapshot.take().threads]
+
+
+# --- a snapshot of a deadlocked process says so -----------------------------------------------
+
+
+def _wait_until(condition: Any, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+@pytest.mark.filterwarnings("ignore::lockwatch.LockOrderWarning")
+def test_snapshot_of_deadlocked_threads_has_the_cycle_in_dump_text_and_picture(patched: None) -> None:
+    from lockwatch import _render, _text
+
+    first, second = threading.Lock(), threading.Lock()
+    both_hold_one = threading.Barrier(2)
+
+    def take(mine: Any, other: Any) -> None:
+        mine.acquire()
+        both_hold_one.wait()
+        other.acquire()  # the test releases ``mine``'s partner from outside; both locks stay taken
+
+    threads = [threading.Thread(target=take, args=(first, second), name="left", daemon=True),
+               threading.Thread(target=take, args=(second, first), name="right", daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_until(lambda: sum(1 for s in _state.states() if s.waiting_for is not None) >= 2)
+        report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
+    finally:
+        first.release()  # a Lock may be released by any thread: the deadlock ends here
+        second.release()
+        for thread in threads:
+            thread.join(10)
+    assert len(report.cycles) == 1
+    assert {step.thread for step in report.cycles[0]} == {t.ident for t in threads}
+    assert {t.role for t in report.threads if t.name in ("left", "right")} == {"cycle"}
+    assert report.summary.startswith("Snapshot requested with SIGUSR1. The process is deadlocked: thread ")
+    assert report.to_dict()["cycles"]
+    text = _text.format_report(report)
+    assert text.splitlines()[0].endswith("; DEADLOCKED: 2 threads in 1 cycle")
+    assert "\nCycle:\n  thread " in text and "in the deadlock" in text
+    assert "Snapshot of a deadlocked process: 2 threads wait for each other" in _render.to_dot(report)
+
+
+def test_snapshot_without_a_deadlock_has_no_cycle(patched: None) -> None:
+    lock = threading.Lock()
+    with lock:
+        report = _snapshot.take("snapshot")
+    assert report.cycles == () and "deadlocked" not in report.summary
