@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
-from lockwatch._text import format_seconds, user_frames
+from lockwatch._text import format_seconds, hung_threads, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -286,7 +286,7 @@ def _waits_headline(report: Report) -> str:
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
         return f"{prefix}: {len(idents)} threads{cycles} wait for each other"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if t.is_blocked]
+        waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "Hang"

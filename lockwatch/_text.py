@@ -95,7 +95,7 @@ def _header(report: Report, names: _Names) -> str:
     if report.kind == "lock-order":
         return "POTENTIAL DEADLOCK (lock order): locks are taken in orders that can deadlock"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if t.is_blocked]
+        waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "HANG"
@@ -110,6 +110,15 @@ def _header(report: Report, names: _Names) -> str:
         deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
         text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
     return text
+
+
+def hung_threads(report: Report) -> list[ThreadInfo]:
+    """The threads a hang report is about: those marked hung, else every blocked thread.
+
+    Other threads may be blocked too, for less than the hang timeout: they are not the hang.
+    """
+    marked = [t for t in report.threads if t.role not in (None, "bystander", "cycle")]
+    return marked or [t for t in report.threads if t.is_blocked]
 
 
 def _origin(report: Report) -> str:

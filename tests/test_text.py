@@ -169,3 +169,17 @@ def test_real_deadlock_report(real_report: Report) -> None:
     assert len(cycle_marks) == 2 and all(", in take" in line for line in cycle_marks)
     assert "got = second.acquire(timeout=timeout)" in text
     assert '"MainThread"' in text
+
+
+def test_hang_headline_counts_the_threads_it_lists() -> None:
+    from lockwatch._render import to_dot
+
+    report = hang()
+    briefly = ThreadInfo(id=204, name="briefly", daemon=False, waiting_for="L5", waiting_seconds=0.2,
+                         stack=report.threads[1].stack)  # blocked, but not for long: not part of the hang
+    report = report.replace(threads=(*report.threads, briefly))
+    text = format_report(report)
+    assert text.startswith("HANG: 2 threads have been blocked (longest 30.0 s)\n")
+    listed = [line for line in text.splitlines() if line.startswith('Thread "') and "hang" in line]
+    assert len(listed) == 2
+    assert "Hang: 2 threads blocked (longest 30.0 s)" in to_dot(report)
