@@ -75,13 +75,16 @@ def load_dump(path: str | os.PathLike[str]) -> Report:
     except UnicodeDecodeError as exc:
         raise DumpError(f"{name}: not a lockwatch dump (not UTF-8 text: bad byte at offset {exc.start})") from None
     if not text.strip():
-        raise DumpError(f"{name}: not a lockwatch dump (the file is empty)")
+        what = "the file is empty" if not raw else f"the file holds only white space ({len(raw)} bytes)"
+        raise DumpError(f"{name}: not a lockwatch dump ({what})")
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DumpError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise DumpError(f"{name}: not a lockwatch dump (JSON nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+        raise DumpError(f"{name}: not a lockwatch dump ({exc})") from None
     try:
         return Report.from_dict(data)
     except DumpError as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import os
-from typing import Iterable
+import unicodedata
+from typing import Any, Iterable, Sequence, Union
 
 from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
 
@@ -13,7 +16,12 @@ _NO_MARK = "   "
 
 
 def format_report(report: Report) -> str:
-    """The text report for any kind of report; deterministic, never fails on a hand-edited dump."""
+    """The text report for any kind of report; deterministic, never fails on a hand-edited dump.
+
+    Every text that came from the program or the dump (names, labels, code lines) is
+    printed with control characters escaped (see :func:`printable`).
+    """
+    report = _printable_report(report)
     names = _Names(report)
     lines: list[str] = [_header(report, names)]
     if report.summary:
@@ -148,23 +156,23 @@ def _cycle_line(cycle: Iterable[CycleStep], names: _Names) -> str:
 def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list[ThreadInfo]]:
     """Threads to show in full (the cycle, or whoever hangs), bystanders, and the rest."""
     by_id = {t.id: t for t in report.threads}
-    focus_ids: list[int] = []
+    focus_ids: dict[int, None] = {}  # an ordered set: dumps may list thousands of threads
     for cycle in report.cycles:
         for step in cycle:
-            if step.thread in by_id and step.thread not in focus_ids:
-                focus_ids.append(step.thread)
+            if step.thread in by_id:
+                focus_ids.setdefault(step.thread)
     for thread in report.threads:
-        if thread.role not in (None, "bystander") and thread.id not in focus_ids:
-            focus_ids.append(thread.id)
+        if thread.role not in (None, "bystander"):
+            focus_ids.setdefault(thread.id)
     if report.kind == "hang" and not focus_ids:
-        focus_ids = [t.id for t in report.threads if t.is_blocked]
+        focus_ids = dict.fromkeys(t.id for t in report.threads if t.is_blocked)
     if report.kind == "hang":
         # Whoever holds what a hung thread waits for is why it hangs: its stack matters too.
         owners = {lock.id: lock.owner for lock in report.locks}
         for ident in list(focus_ids):
             owner = owners.get(by_id[ident].waiting_for or "")
-            if owner is not None and owner in by_id and owner not in focus_ids:
-                focus_ids.append(owner)
+            if owner is not None and owner in by_id:
+                focus_ids.setdefault(owner)
     focus = [by_id[i] for i in focus_ids]
     bystanders = [t for t in report.threads if t.role == "bystander" and t.id not in focus_ids]
     others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]
@@ -309,3 +317,108 @@ def format_seconds(value: float) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# --- text from outside, made safe for a terminal ----------------------------------------------
+
+# Unicode categories never printed as they are: controls (ESC starts terminal sequences,
+# OSC 52 writes the clipboard), format characters (bidi overrides reorder what is shown),
+# line and paragraph separators, and lone surrogates (which no terminal encoding can write).
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters shown as escapes (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _printable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, tuple):
+        return tuple(_printable_value(item) for item in value)
+    if isinstance(value, dict):
+        return {_printable_value(key): _printable_value(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(
+            value, **{f.name: _printable_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        )
+    return value
+
+
+def _printable_report(report: Report) -> Report:
+    result: Report = _printable_value(report)
+    return result
+
+
+# --- a directory of dumps ---------------------------------------------------------------------
+
+#: Longest summary shown per dump in a directory listing.
+_LISTING_SUMMARY = 110
+
+Listed = Sequence[tuple[str, Union[Report, str]]]
+
+
+def format_listing(directory: str, entries: Listed) -> str:
+    """The dumps in a directory, grouped by the process that wrote them, oldest first.
+
+    ``entries`` are (path, report) pairs, or (path, why it is not a dump).
+    """
+    reports = [(path, report) for path, report in entries if isinstance(report, Report)]
+    others = [(path, why) for path, why in entries if isinstance(why, str)]
+    groups: dict[tuple[Any, ...], list[tuple[str, Report]]] = {}
+    for path, report in sorted(reports, key=lambda item: (_moment(item[1].created), item[0])):
+        groups.setdefault((report.pid, report.argv, report.python), []).append((path, report))
+    where = printable(directory)
+    if not reports:
+        lines = [f"{where}: no lockwatch dumps"]
+    else:
+        processes = "1 process" if len(groups) == 1 else f"{len(groups)} processes"
+        lines = [f"{where}: {_plural(len(reports), 'dump')} from {processes}"]
+    for (pid, argv, python), members in groups.items():
+        command = printable(" ".join(argv)) if argv else "?"
+        lines.append("")
+        lines.append(f"Process {pid} ({command}; Python {printable(python)}): {_plural(len(members), 'dump')}")
+        for path, report in members:
+            lines.append(f"  {_local_time(report.created)}  {report.kind:<10}  {printable(os.path.basename(path))}")
+            if report.summary:
+                summary = printable(" ".join(report.summary.split()))
+                if len(summary) > _LISTING_SUMMARY:
+                    summary = summary[: _LISTING_SUMMARY - 3].rstrip() + "..."
+                lines.append(f"      {summary}")
+    if others:
+        lines.append("")
+        lines.append("Not lockwatch dumps:")
+        for path, why in others:
+            lines.append(f"  {printable(os.path.basename(path))}: {printable(why)}")
+    if reports:
+        lines.append("")
+        lines.append(f"Show one with: lockwatch show {where.rstrip(os.sep)}{os.sep}FILE.json")
+    return "\n".join(lines) + "\n"
+
+
+def _moment(created: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(created).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return float("inf")
+
+
+def _local_time(created: str) -> str:
+    """``2026-11-25 16:20:48`` in local time; the dump's own text if it is not a time."""
+    try:
+        moment = datetime.datetime.fromisoformat(created)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone()
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError):
+        return printable(created)[:19].ljust(19)

@@ -122,7 +122,8 @@ def cli() -> None:
     Examples:
       lockwatch run app.py --port 8080       # like `python app.py --port 8080`
       lockwatch run -m mypkg.server          # like `python -m mypkg.server`
-      lockwatch show lockwatch-dumps/deadlock-*.json
+      lockwatch show lockwatch-dumps/deadlock-*.json   # every deadlock dump, one after the other
+      lockwatch show lockwatch-dumps/                  # the dumps there, grouped by process
       lockwatch render lockwatch-dumps/deadlock-20260101-120000-4242-1.json -o deadlock.png
       lockwatch dump 4242                    # snapshot of a process running under lockwatch
     """
@@ -318,6 +319,10 @@ def _finish_baseline(path: str, status: int) -> int:
 
 # --- render and show ---------------------------------------------------------------------------
 
+#: Seconds ``render`` may spend building the picture of one dump: a huge (or crafted) dump
+#: must not keep the command busy for minutes. Graphviz itself has its own limit.
+RENDER_TIME_LIMIT = 20.0
+
 
 def _load(path: str) -> lockwatch.Report:
     from lockwatch import _dump
@@ -328,32 +333,90 @@ def _load(path: str) -> lockwatch.Report:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
 
 
+class _TooSlow(Exception):
+    """Raised by the alarm when drawing a dump takes longer than RENDER_TIME_LIMIT."""
+
+
+def _time_bounded(work: Any, what: str, report: lockwatch.Report) -> Any:
+    """Run ``work()``; give up with a one-line error (status 3) after RENDER_TIME_LIMIT seconds.
+
+    Uses SIGALRM, so only in the main thread of a platform that has it (the CLI's case).
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return work()
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, RENDER_TIME_LIMIT)
+    try:
+        return work()
+    except _TooSlow:
+        raise CliError(
+            f"{what}: drawing it took more than {RENDER_TIME_LIMIT:g} s ({len(report.threads)} threads, "
+            f"{len(report.locks)} locks); it is too large to draw: read it with 'lockwatch show'",
+            EXIT_BAD_INPUT,
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _newest(paths: Sequence[str], reports: Sequence[lockwatch.Report]) -> int:
+    """The index of the newest dump: by the time it was written, then by file modification time."""
+    import datetime
+
+    def moment(index: int) -> tuple[float, float]:
+        try:
+            created = datetime.datetime.fromisoformat(reports[index].created).timestamp()
+        except (TypeError, ValueError, OverflowError):
+            created = float("-inf")
+        try:
+            modified = os.path.getmtime(paths[index])
+        except OSError:
+            modified = float("-inf")
+        return created, modified
+
+    return max(range(len(paths)), key=moment)
+
+
 @cli.command()
-@click.argument("dump", metavar="DUMP.json")
+@click.argument("dumps", metavar="DUMP.json...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUT",
-              help="Where to write the picture (default: next to the dump, with the format's suffix).")
+              help="Where to write the picture: a file, '-' for stdout, or a directory (one picture per dump). "
+              "Default: next to each dump, with the format's suffix.")
 @click.option("-f", "--format", "fmt", type=click.Choice(("svg", "png", "pdf", "dot")),
               help="Output format (default: from OUT's suffix, else svg). Only dot works without Graphviz.")
-def render(dump: str, output: str | None, fmt: str | None) -> None:
-    """Draw a dump as a picture of who holds and who waits.
+def render(dumps: tuple[str, ...], output: str | None, fmt: str | None) -> None:
+    """Draw dumps as pictures of who holds and who waits.
 
     Threads are boxes, locks are ellipses; "waits for" edges are dashed,
     "held by" edges solid, the deadlock (or lock-order) cycle is red, and
     threads outside it are grey. In an SVG, hover over a thread to see its
     stack. svg, png and pdf need Graphviz's `dot` program; dot (the Graphviz
-    source) always works. Prints the path written.
+    source) always works. Prints the paths written.
+
+    Several dumps (a shell glob) are drawn each next to its dump, or each
+    into the directory given with -o DIR; with -o FILE (or -o -) only the
+    newest is drawn, and lockwatch says which.
 
     \b
     Examples:
       lockwatch render deadlock-20260101-120000-4242-1.json            # -> .svg beside it
       lockwatch render deadlock-20260101-120000-4242-1.json -o cycle.png
+      lockwatch render lockwatch-dumps/snapshot-*.json -o hung.png     # the newest snapshot
+      lockwatch render lockwatch-dumps/*.json -f png -o pictures/      # every dump, into pictures/
       lockwatch render deadlock-20260101-120000-4242-1.json -f dot -o - | less
     """
     from lockwatch import _render
 
-    report = _load(dump)
+    into_directory = output is not None and output != "-" and os.path.isdir(output)
     if fmt is None:
-        if output is not None and output != "-":
+        if output is not None and output != "-" and not into_directory:
             suffix = os.path.splitext(output)[1].lower().lstrip(".")
             if suffix not in _render.FORMATS:
                 raise click.UsageError(
@@ -362,18 +425,32 @@ def render(dump: str, output: str | None, fmt: str | None) -> None:
             fmt = suffix
         else:
             fmt = "svg"
-    if output == "-":
-        _render_to_stdout(report, fmt)
-        return
-    if output is None:
-        output = os.path.splitext(dump)[0] + "." + fmt
-    if os.path.exists(output) and os.path.samefile(output, dump):
-        raise CliError(f"refusing to overwrite the dump {dump} with the picture: choose another -o", EXIT_CANNOT_WRITE)
-    try:
-        written = _render.render(report, output, fmt)
-    except RenderError as exc:
-        raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
-    click.echo(written)
+    reports = [_load(dump) for dump in dumps]
+    if len(dumps) > 1 and output is not None and not into_directory:
+        chosen = _newest(dumps, reports)
+        click.echo(
+            f"lockwatch: {len(dumps)} dumps given and one output: drawing the newest, {dumps[chosen]} "
+            f"(-o DIR draws each one)",
+            err=True,
+        )
+        dumps, reports = (dumps[chosen],), [reports[chosen]]
+    for dump, report in zip(dumps, reports):
+        if output == "-":
+            _time_bounded(lambda report=report: _render_to_stdout(report, fmt), dump, report)
+            continue
+        if output is None:
+            target = os.path.splitext(dump)[0] + "." + fmt
+        elif into_directory:
+            target = os.path.join(output, os.path.splitext(os.path.basename(dump))[0] + "." + fmt)
+        else:
+            target = output
+        if os.path.exists(target) and os.path.samefile(target, dump):
+            raise CliError(f"refusing to overwrite the dump {dump} with the picture: choose another -o", EXIT_CANNOT_WRITE)
+        try:
+            written = _time_bounded(lambda report=report, target=target: _render.render(report, target, fmt), dump, report)
+        except RenderError as exc:
+            raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
+        click.echo(written)
 
 
 def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
@@ -389,26 +466,65 @@ def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
     stream.flush()
 
 
-@cli.command(short_help="Print a dump as a text report.")
-@click.argument("dump", metavar="DUMP.json")
-def show(dump: str) -> None:
+@cli.command(short_help="Print dumps as text reports, or list a directory's dumps.")
+@click.argument("dumps", metavar="DUMP.json|DIR...", nargs=-1, required=True)
+@click.pass_context
+def show(ctx: click.Context, dumps: tuple[str, ...]) -> None:
     """Print a dump as the text report lockwatch prints when it finds something.
 
     The summary comes first (the deadlock cycle: which thread waits for which
     lock held by whom), then every involved thread's stack with the blocking
     line marked, the locks it holds and where they were taken, then the other
     threads. Works on any dump (deadlock, hang, lock-order, snapshot), on any
-    machine.
+    machine. Several dumps are shown one after the other, each under a
+    "==> FILE <==" line. A directory lists its dumps, grouped by process
+    (with --children, each process writes its own).
+
+    Text that came from the dump (names, code lines) is printed with control
+    characters escaped: a dump cannot move your cursor or write your clipboard.
 
     \b
     Examples:
       lockwatch show lockwatch-dumps/deadlock-20260101-120000-4242-1.json
-      lockwatch show snapshot-20260101-120500-4242-1.json | less
+      lockwatch show lockwatch-dumps/deadlock-*.json | less
+      lockwatch show lockwatch-dumps/                  # which process wrote what, and when
     """
     from lockwatch import _text
 
-    report = _load(dump)
-    click.echo(_text.format_report(report), nl=False)
+    failed = False
+    for index, path in enumerate(dumps):
+        if os.path.isdir(path):
+            text = _text.format_listing(path, _read_directory(path))
+        else:
+            try:
+                text = _text.format_report(_load(path))
+            except CliError as exc:
+                exc.show()
+                failed = True
+                continue
+        if len(dumps) > 1:
+            click.echo(("\n" if index else "") + f"==> {_text.printable(path)} <==")
+        click.echo(text, nl=False)
+    if failed:
+        ctx.exit(EXIT_BAD_INPUT)
+
+
+def _read_directory(directory: str) -> list[tuple[str, lockwatch.Report | str]]:
+    """Every ``*.json`` file in ``directory`` with its report, or why it is not one."""
+    from lockwatch import _dump
+
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".json"))
+    except OSError as exc:
+        raise CliError(f"{directory}: cannot list it: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    found: list[tuple[str, lockwatch.Report | str]] = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            found.append((path, _dump.load_dump(path)))
+        except DumpError as exc:
+            found.append((path, str(exc).replace(f"{path}: ", "", 1)))
+    return found
 
 
 # --- dump ----------------------------------------------------------------------------------------
