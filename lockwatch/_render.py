@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
-from lockwatch._text import format_seconds, hung_threads, user_frames
+from lockwatch._text import format_seconds, hung_threads, printable, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -529,8 +529,7 @@ def _html_lines(lines: list[tuple[str, str]], muted: bool = False, colour: str |
     parts = []
     for value, kind in lines:
         face, size, line_colour, bold = _LINE_STYLES[kind]
-        text = html.escape(value.replace("\n", " "), quote=True)
-        text = text or " "
+        text = _html_text(value.replace("\n", " ")) or " "
         if bold:
             text = f"<B>{text}</B>"
         font = []
@@ -547,11 +546,22 @@ def _html_lines(lines: list[tuple[str, str]], muted: bool = False, colour: str |
     return f"<{'<BR/>'.join(parts)}>"
 
 
+def _html_text(value: str) -> str:
+    """Text for an HTML-like label: control characters shown as escapes (XML allows none of
+    them, and one makes Graphviz drop the whole SVG), markup escaped, and backslashes
+    doubled (Graphviz expands ``\\G``, ``\\N``... even inside HTML labels; ``\\\\`` is one backslash)."""
+    return html.escape(printable(value), quote=True).replace("\\", "\\\\")
+
+
 def _text(value: str) -> str:
-    """A DOT string: backslashes kept literal, newlines as DOT line breaks, never HTML."""
+    """A DOT string (tooltips, plain labels): every character literal, newlines as line breaks, never HTML.
+
+    Control characters are shown as escapes (see _html_text). A backslash is written as
+    four: DOT's lexer halves them, then Graphviz's ``\\G``/``\\N`` expansion halves them
+    again. Quotes are escaped here, not by the graphviz package, which would take a quote
+    after an escaped backslash for an escaped quote.
+    """
     import graphviz
 
-    escaped = value.replace("\\", "\\\\").replace("\n", "\\n")
-    if escaped.endswith("\\"):
-        escaped += " "  # a final backslash would escape the closing quote
-    return graphviz.nohtml(escaped)
+    lines = (printable(line).replace("\\", "\\\\\\\\").replace('"', '\\"') for line in value.split("\n"))
+    return graphviz.nohtml("\\n".join(lines))

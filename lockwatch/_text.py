@@ -323,8 +323,9 @@ def _plural(count: int, word: str) -> str:
 
 # Unicode categories never printed as they are: controls (ESC starts terminal sequences,
 # OSC 52 writes the clipboard), format characters (bidi overrides reorder what is shown),
-# line and paragraph separators, and lone surrogates (which no terminal encoding can write).
-_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# line and paragraph separators, lone surrogates (which no terminal encoding can write), and
+# unassigned code points (U+FFFE and U+FFFF among them, which XML forbids).
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
 
 
 def printable(text: str) -> str:
