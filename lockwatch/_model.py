@@ -342,8 +342,9 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
     A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
     nothing about the program, so the user's blocking line comes last. Under
     ``lockwatch run`` the main thread starts in the console script, click and
-    lockwatch's runner: those outer frames go too, so the program's own first line
-    comes first, as python shows it. A stack entirely inside lockwatch is kept as it is.
+    lockwatch's runner, and every other thread in threading's bootstrap: those
+    outer frames go too, so the program's own first line comes first (a thread's
+    target, a script's ``<module>``). A stack entirely inside lockwatch is kept as it is.
     """
     frames = list(stack)
     end = len(frames)
@@ -357,7 +358,15 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
         start = runner + 1
         while start < end - 1 and _is_start_up(frames[start].file):
             start += 1
+    # A thread starts in threading's bootstrap: its first line of the program is the target.
+    while start < end - 1 and _is_thread_start(frames[start]):
+        start += 1
     return frames[start:end]
+
+
+def _is_thread_start(frame: Frame) -> bool:
+    base = os.path.basename(frame.file.replace("\\", "/").replace("/", os.sep))
+    return base == "threading.py" and frame.function in ("_bootstrap", "_bootstrap_inner", "run")
 
 
 _MISSING = object()

@@ -183,3 +183,20 @@ def test_hang_headline_counts_the_threads_it_lists() -> None:
     listed = [line for line in text.splitlines() if line.startswith('Thread "') and "hang" in line]
     assert len(listed) == 2
     assert "Hang: 2 threads blocked (longest 30.0 s)" in to_dot(report)
+
+
+def test_user_frames_start_at_the_programs_first_line() -> None:
+    runner = [
+        Frame("/venv/bin/lockwatch", 8, "<module>"), Frame("/venv/lib/click/core.py", 1400, "main"),
+        Frame("/venv/lib/lockwatch/cli.py", 260, "run"), Frame("/venv/lib/lockwatch/_run.py", 60, "_exec_source_file"),
+        Frame("<frozen runpy>", 88, "_run_code"),
+    ]
+    program = [Frame("/app/main.py", 30, "<module>"), Frame("/app/main.py", 12, "main")]
+    inner = [Frame("/venv/lib/lockwatch/_locks.py", 200, "acquire")]
+    assert user_frames(runner + program + inner) == program
+    bootstrap = [Frame("/usr/lib/python3.11/threading.py", 1002, "_bootstrap"),
+                 Frame("/usr/lib/python3.11/threading.py", 1045, "_bootstrap_inner"),
+                 Frame("/usr/lib/python3.11/threading.py", 982, "run")]
+    worker = [Frame("/app/worker.py", 5, "work"), Frame("/usr/lib/python3.11/threading.py", 327, "wait")]
+    assert user_frames(bootstrap + worker) == worker  # threading's own wait, innermost, stays
+    assert user_frames(bootstrap) == bootstrap[-1:]  # never empty
