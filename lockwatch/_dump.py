@@ -34,6 +34,12 @@ def write_report(report: Report, dump_dir: str | os.PathLike[str]) -> list[str]:
     directory = os.fspath(dump_dir)
     try:
         os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        # makedirs says "File exists" for a file in the way: say what is wrong instead.
+        blocker = directory
+        while blocker and not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        raise OSError(exc.errno, f"the dump directory {directory} cannot be made: {blocker} is a file", directory) from None
     except OSError as exc:
         raise OSError(exc.errno, f"cannot create the dump directory {directory}: {exc.strerror}", directory) from None
 

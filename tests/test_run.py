@@ -375,3 +375,14 @@ def test_deadlock_error_tracebacks_end_at_the_users_line(tmp_path: Path, where: 
     last_frame = max(i for i, line in enumerate(lines) if line.lstrip().startswith("File "))
     assert 'app.py", line 5, in relock' in lines[last_frame], traceback
     assert "_locks.py" not in traceback and "_run.py" not in traceback
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dump_dir", ["afile", "afile/below"])
+def test_a_dump_dir_that_is_a_file_is_called_a_file(tmp_path: Path, dump_dir: str) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)
+    (tmp_path / "afile").write_text("not a directory")
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "exit", "--interval", "0.1", "--dump-dir", dump_dir, "app.py")
+    assert done.returncode == DEADLOCK_EXIT_STATUS, done.stderr
+    assert f"{tmp_path / 'afile'} is a file" in done.stderr
+    assert "File exists" not in done.stderr and "Not a directory" not in done.stderr
