@@ -11,11 +11,12 @@ import runpy
 import sys
 import threading
 import types
+import warnings
 from typing import Any
 
 import click
 
-from lockwatch._errors import ProgramNotFound
+from lockwatch._errors import LockOrderWarning, ProgramNotFound
 from lockwatch._model import is_lockwatch_file
 
 #: Exit status of a program ended by Ctrl-C (KeyboardInterrupt), as a shell reports ``python``'s.
@@ -199,6 +200,10 @@ def run_program(script: str | None, module: str | None, args: list[str]) -> int:
     """
     if threading.excepthook is threading.__excepthook__:
         threading.excepthook = _thread_excepthook  # the program may set its own: then that one is used
+    # lockwatch run prints every lock-order report in full: the LockOrderWarning that goes
+    # with it would say it a second time. Appended, so any filter of the program's or of
+    # PYTHONWARNINGS (error::lockwatch.LockOrderWarning) still comes first.
+    warnings.filterwarnings("ignore", category=LockOrderWarning, append=True)
     try:
         if module is not None:
             run_module(module, args)

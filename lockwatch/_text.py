@@ -257,13 +257,23 @@ def format_stack(stack: Iterable[Frame]) -> list[str]:
 def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
     text = f'"{thread.name}" (id {thread.id})'
     if thread.stack:
-        text += f" at {_where(user_frames(thread.stack)[-1])}"
+        text += f" at {_where(_program_line(thread.stack))}"
     if thread.holding:
         text += "; holds " + ", ".join(names.lock(lock_id, word=False) for lock_id in thread.holding)
     waiting = _waiting(thread, names)
     if waiting:
         text += "; " + waiting[0]
     return text
+
+
+def _program_line(stack: Iterable[Frame]) -> Frame:
+    """Where a thread is in the program: its innermost frame outside threading's own code
+    (a thread in ``join()`` or ``Event.wait()`` is at the line that called it)."""
+    frames = user_frames(stack)
+    for frame in reversed(frames):
+        if os.path.basename(frame.file.replace("\\", "/").replace("/", os.sep)) != "threading.py":
+            return frame
+    return frames[-1]
 
 
 def _order_section(report: Report, names: _Names) -> list[str]:

@@ -386,3 +386,40 @@ def test_a_dump_dir_that_is_a_file_is_called_a_file(tmp_path: Path, dump_dir: st
     assert done.returncode == DEADLOCK_EXIT_STATUS, done.stderr
     assert f"{tmp_path / 'afile'} is a file" in done.stderr
     assert "File exists" not in done.stderr and "Not a directory" not in done.stderr
+
+
+INVERSION = """\
+import threading
+a_lock, b_lock = threading.Lock(), threading.Lock()
+
+def a_then_b():
+    with a_lock:
+        with b_lock:
+            pass
+
+def b_then_a():
+    with b_lock:
+        with a_lock:
+            pass
+
+def main():
+    a_then_b()
+    worker = threading.Thread(target=b_then_a, name="worker")
+    worker.start()
+    worker.join()
+    print("done")
+
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_lock_order_report_is_said_once_and_names_where_other_threads_are(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(INVERSION)
+    done = lockwatch(tmp_path, "run", "--dump-dir", "D", "app.py")
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert done.stderr.count("POTENTIAL DEADLOCK (lock order)") == 1
+    assert "LockOrderWarning" not in done.stderr  # the report was printed: no second account of it
+    # The main thread waits in join(): where it is in the program is the line that called it.
+    assert '"MainThread" (id ' in done.stderr and ") at app.py:18 in main" in done.stderr
+    assert "threading.py" not in done.stderr
