@@ -49,7 +49,7 @@ def test_deadlock_bystanders_and_other_threads() -> None:
     assert 'Thread "worker-3" (id 103, daemon):' in bystanders
     assert 'waits for lock "a" for 750 ms, held by thread "left"' in bystanders
     others = text.split("Other threads:")[1]
-    assert '"MainThread" (id 1) at threading.py:1119 in join' in others
+    assert '"MainThread" (id 1) at main.py:40 in <module>' in others  # the program's line, not join()'s
     # The cycle threads come before bystanders, bystanders before the rest.
     assert text.index('Thread "left"') < text.index('Thread "worker-3"') < text.index('"MainThread"')
 
