@@ -322,7 +322,8 @@ def _where(frame: Frame) -> str:
 
 def format_seconds(value: float) -> str:
     """``750 ms`` or ``1.5 s``: how reports say how long something has waited."""
-    return f"{value:.1f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+    # 0.9996 s is "1.0 s", not "1000 ms".
+    return f"{value:.1f} s" if value >= 0.9995 else f"{value * 1000:.0f} ms"
 
 
 def _plural(count: int, word: str) -> str:

@@ -200,3 +200,9 @@ def test_user_frames_start_at_the_programs_first_line() -> None:
     worker = [Frame("/app/worker.py", 5, "work"), Frame("/usr/lib/python3.11/threading.py", 327, "wait")]
     assert user_frames(bootstrap + worker) == worker  # threading's own wait, innermost, stays
     assert user_frames(bootstrap) == bootstrap[-1:]  # never empty
+
+
+def test_durations_just_under_a_second_read_as_seconds() -> None:
+    from lockwatch._text import format_seconds
+
+    assert [format_seconds(v) for v in (0.9996, 0.999, 0.25, 1.5)] == ["1.0 s", "999 ms", "250 ms", "1.5 s"]
