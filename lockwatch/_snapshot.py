@@ -359,7 +359,10 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 stack=frames_of(frame, lock_wait=waiting is not None),
                 alive=alive,
                 waiting_in=waiting_in,
-                acquired_at=acquisition_sites(frame, holdings.get(ident, ())) if labels else {},
+                acquired_at=(
+                    acquisition_sites(frame, holdings.get(ident, ()), waiting_for=None if waiting is None else waiting[0])
+                    if labels else {}
+                ),
             )
         )
 

@@ -454,3 +454,73 @@ def test_snapshot_without_a_deadlock_has_no_cycle(patched: None) -> None:
     with lock:
         report = _snapshot.take("snapshot")
     assert report.cycles == () and "deadlocked" not in report.summary
+
+
+# --- where a held lock was taken: only when it is certain --------------------------------------
+
+_self_lock = lockwatch.Lock()
+
+
+def _get_then_refresh(errors: list[BaseException], started: threading.Event) -> None:
+    try:
+        with _self_lock:  # taken-self
+            _refresh(started)
+    except RuntimeError as exc:  # the test freed the lock from outside: releasing it again fails
+        errors.append(exc)
+
+
+def _refresh(started: threading.Event) -> None:
+    started.set()
+    if _self_lock.acquire(timeout=30):  # blocks-self
+        _self_lock.release()
+
+
+def test_self_deadlock_names_the_line_that_took_the_lock_not_the_one_that_waits(patched: None) -> None:
+    from lockwatch import _text
+
+    errors: list[BaseException] = []
+    started = threading.Event()
+    thread = threading.Thread(target=_get_then_refresh, args=(errors, started), name="self", daemon=True)
+    thread.start()
+    try:
+        started.wait(10)
+        _wait_until(lambda: any(s.waiting_for is _self_lock for s in _state.states()))
+        report = _snapshot.take()
+    finally:
+        _self_lock.release()  # a Lock may be released by any thread: the wait ends
+        thread.join(10)
+    info = thread_info(report, thread.ident)
+    assert info.waiting_for == _self_lock.id and info.holding == (_self_lock.id,)
+    taken = info.acquired_at[_self_lock.id]
+    assert (taken.line, taken.function) == (_line_of("taken-self"), "_get_then_refresh")
+    assert f"taken at test_snapshot.py:{_line_of('taken-self')} in _get_then_refresh" in _text.format_report(report)
+
+
+def test_a_with_block_already_left_is_not_where_a_held_lock_was_taken() -> None:
+    lock = lockwatch.Lock()
+
+    def take() -> None:
+        lock.acquire()
+
+    with lock:
+        pass
+    take()  # taken in a frame that has returned: nothing alive says where
+    try:
+        report = lockwatch.snapshot()
+    finally:
+        lock.release()
+    me = report.thread(threading.get_ident())
+    assert me is not None and lock.id in me.holding and lock.id not in me.acquired_at
+
+
+def test_acquire_then_try_finally_release_is_where_it_was_taken() -> None:
+    lock = lockwatch.Lock()
+    lock.acquire()  # taken-acquire
+    try:
+        report = lockwatch.snapshot()
+    finally:
+        lock.release()
+    lock.acquire()
+    lock.release()
+    me = report.thread(threading.get_ident())
+    assert me is not None and me.acquired_at[lock.id].line == _line_of("taken-acquire")
