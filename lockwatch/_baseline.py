@@ -82,7 +82,7 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     where = f"lock-order baseline {path}"
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            content = handle.read()
     except FileNotFoundError:
         raise ConfigError(
             f"{where} does not exist (write one with lockwatch.write_baseline({path!r}) after a run)"
@@ -90,11 +90,11 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     except OSError as exc:
         raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8-sig")
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where} is not a lockwatch baseline (not UTF-8 text: bad byte at offset {exc.start})") from None
     if not text.strip():
-        what = "the file is empty" if not raw else "the file holds only white space"
+        what = "the file is empty" if not content else "the file holds only white space"
         raise ConfigError(f"{where} is not a lockwatch baseline ({what})")
     try:
         data = json.loads(text)

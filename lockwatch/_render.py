@@ -293,8 +293,8 @@ def _waits_headline(report: Report) -> str:
         who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
         return f"Hang: {who} blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
-    waiting = sum(1 for t in report.threads if t.is_blocked)
-    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {waiting} threads waiting"
+    blocked = sum(1 for t in report.threads if t.is_blocked)
+    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {blocked} threads waiting"
 
 
 def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,

@@ -127,7 +127,7 @@ def exit_status(exc: SystemExit) -> int:
     try:
         sys.stderr.write(f"{code}\n")
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: BLE001 - stderr closed: python would say nothing either
         pass
     return 1
 
@@ -183,12 +183,12 @@ def report_uncaught(exc: BaseException) -> None:
     exc.__traceback__ = tb
     try:
         sys.excepthook(type(exc), exc, tb)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken excepthook
         # A broken excepthook: python falls back to the default printer too.
         sys.__excepthook__(type(exc), exc, tb)
     try:
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: BLE001 - stderr closed: nothing left to say it on
         pass
 
 
@@ -217,7 +217,7 @@ def run_program(script: str | None, module: str | None, args: list[str]) -> int:
     except KeyboardInterrupt as exc:
         report_uncaught(exc)
         return INTERRUPTED_EXIT_STATUS
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the program's own error, reported as python does
         report_uncaught(exc)
         return 1
     return 0

@@ -13,8 +13,9 @@ import threading
 import traceback
 import types
 import weakref
+from collections.abc import Iterable
 from time import monotonic
-from typing import Any, Iterable
+from typing import Any
 
 from lockwatch import _state
 from lockwatch._acquired import acquisition_sites
@@ -223,11 +224,11 @@ def _label_by_referrers(wanted: dict[int, Any], offers: _Offers) -> None:
                 if isinstance(owner, (dict, list, tuple)):
                     continue
                 for namespace in _namespaces_of(owner):
-                    found = parents.get(id(namespace))
-                    if found is None or found[0] is not namespace:
+                    parent = parents.get(id(namespace))
+                    if parent is None or parent[0] is not namespace:
                         continue
                     owner_name = _owner_name(owner)
-                    for key, container in found[1]:
+                    for key, container in parent[1]:
                         _offer_entries(offers, f"{owner_name}.{key}", containers[id(container)][1], owner, key)
             except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
                 continue
@@ -340,13 +341,13 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         waiting_in = None
         if waiting is None and frame is not None:
             waiting_in = _condition_wait(frame)
-        state = states.get(ident)
-        alive = frame is not None and (state is None or state.alive)
+        known = states.get(ident)
+        alive = frame is not None and (known is None or known.alive)
         if alive and thread is not None:
             name = thread.name
         else:
             # Gone: the name recorded when its state was made (its Thread object is gone too).
-            recorded = state.name if state is not None else None
+            recorded = known.name if known is not None else None
             name = recorded or (thread.name if thread is not None else None) or f"thread-{ident}"
         thread_infos.append(
             ThreadInfo(
@@ -375,7 +376,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         if isinstance(lock, RLock):
             count = lock._count if owner is not None else 0
         else:
-            count = 1 if lock.locked() else 0
+            count = 1 if lock._real.locked() else 0
         lock_infos.append(
             LockInfo(
                 id=lock.id,

@@ -6,7 +6,8 @@ import dataclasses
 import datetime
 import os
 import unicodedata
-from typing import Any, Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
 
@@ -377,7 +378,7 @@ def _printable_report(report: Report) -> Report:
 #: Longest summary shown per dump in a directory listing.
 _LISTING_SUMMARY = 110
 
-Listed = Sequence[tuple[str, Union[Report, str]]]
+Listed = Sequence[tuple[str, Report | str]]
 
 
 def format_listing(directory: str, entries: Listed) -> str:

@@ -20,7 +20,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -61,7 +62,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default; each error has its own
 
     def show(self, file: Any = None) -> None:
         _error(self.format_message())
@@ -78,12 +79,12 @@ def _one_line(text: str) -> str:
 class _Group(click.Group):
     """The command group; it presents every error as one ``lockwatch: error:`` line."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, *extra_args: Any,
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, *extra_args, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(args, prog_name or "lockwatch", *extra_args, standalone_mode=False, **extra)
+            result = super().main(args, prog_name or "lockwatch", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.format_message())
             sys.exit(EXIT_USAGE)
@@ -434,7 +435,7 @@ def render(dumps: tuple[str, ...], output: str | None, fmt: str | None) -> None:
             err=True,
         )
         dumps, reports = (dumps[chosen],), [reports[chosen]]
-    for dump, report in zip(dumps, reports):
+    for dump, report in zip(dumps, reports, strict=True):
         if output == "-":
             _time_bounded(lambda report=report: _render_to_stdout(report, fmt), dump, report)
             continue
@@ -461,7 +462,7 @@ def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
         data = source.encode("utf-8") if fmt == "dot" else _render.run_dot(source, fmt)
     except RenderError as exc:
         raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
-    stream = click.get_binary_stream("stdout")
+    stream = sys.stdout.buffer
     stream.write(data)
     stream.flush()
 

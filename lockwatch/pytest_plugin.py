@@ -35,7 +35,8 @@ import tempfile
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -385,9 +386,9 @@ class LockwatchSession:
             threading.excepthook = self._thread_excepthook
         if hasattr(config, "workerinput"):
             self.role = "worker"
-            shared = config.workerinput.get(SHARED_DIR_KEY)  # type: ignore[attr-defined]
+            shared = config.workerinput.get(SHARED_DIR_KEY)
             if shared:
-                self.shared = _SharedOrders(shared, config.workerinput["workerid"])  # type: ignore[attr-defined]
+                self.shared = _SharedOrders(shared, config.workerinput["workerid"])
         elif getattr(config.option, "dist", "no") != "no" and getattr(config.option, "numprocesses", None):
             # The xdist controller runs no test: its workers patch themselves.
             self.role = "controller"
@@ -609,7 +610,7 @@ def _one_line(finding: _Finding) -> str:
 _KIND_ORDER = {"deadlock": 0, "hang": 1, "lock-order": 2}
 # pytest's and pluggy's own frames say nothing about the test: left out of failure reports (not dumps).
 _RUNNER_DIRS = tuple(
-    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+    os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
     for module in (pytest, __import__("_pytest"), __import__("pluggy"))
     if getattr(module, "__file__", None)
 )
@@ -632,7 +633,7 @@ def _full_text(finding: _Finding) -> str:
 
     try:
         text = _text.format_report(_without_runner_frames(finding.report))
-    except Exception as exc:  # the summary still says what matters
+    except Exception as exc:  # noqa: BLE001 - the summary still says what matters
         text = f"{finding.report.kind.upper()}: {finding.report.summary}\n(text report failed: {exc!r})\n"
     if finding.paths:
         text += f"lockwatch: {finding.report.kind} dump written to {', '.join(finding.paths)}\n"
@@ -693,7 +694,7 @@ class _SharedOrders:
                         continue
 
     def _read_new(self) -> list[dict[str, Any]]:
-        entries = []
+        entries: list[dict[str, Any]] = []
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:
@@ -748,7 +749,7 @@ class _SharedOrders:
         reported_text = "\n".join(text for _where, kind, text, _paths, _verdict in summary if kind == "lock-order")
         found = []
         for cycle in nx.simple_cycles(graph, length_bound=4):
-            edges = [graph[u][v]["entry"] for u, v in zip(cycle, cycle[1:] + cycle[:1])]
+            edges = [graph[u][v]["entry"] for u, v in zip(cycle, cycle[1:] + cycle[:1], strict=True)]
             if set.intersection(*(set(map(tuple, e["gates"])) for e in edges)):
                 continue  # a common gate lock: these orders cannot interleave
             tests = sorted({e["test"] for e in edges if e["test"]})

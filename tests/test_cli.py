@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -402,7 +402,7 @@ def test_show_lists_a_directory_grouped_by_process(deadlock_dump: Path, tmp_path
     assert lines[first].endswith("): 2 dumps")
     assert "deadlock-a.json" in lines[first + 1] and "snapshot-b.json" in lines[first + 3]  # oldest first
     assert lines[first + 2].startswith("      Deadlock: thread")
-    child = lines.index("Process 4321 (child.py --n 2; Python %s): 1 dump" % original["python"])
+    child = lines.index(f"Process 4321 (child.py --n 2; Python {original['python']}): 1 dump")
     assert "deadlock-c.json" in lines[child + 1]
     assert lines[child + 2] == "      Deadlock in the \\x1b[31mchild\\x1b[0m"
     assert "Not lockwatch dumps:" in lines and any(line.startswith("  notes.json: ") for line in lines)

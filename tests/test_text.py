@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from _sample_reports import CREATED, SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+
 from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
 from lockwatch._text import BLOCKING_MARK, format_report, user_frames
 
