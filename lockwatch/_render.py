@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
-from lockwatch._text import format_seconds, hung_threads, printable, user_frames
+from lockwatch._text import format_seconds, hung_threads, is_order_cycle, printable, rule_text, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -409,12 +409,18 @@ def _draw_order(graph: Any, report: Report) -> tuple[str, list[str], list[str]]:
     if loop is not None:
         _pin_loop(graph, loop, {})
     count = len(labels)
-    headline = (f"Potential deadlock: {count} locks are taken in opposite orders" if count == 2
-                else f"Potential deadlock: {count} locks are taken in a circular order")
-    legend = ["arrow A -> B: B was locked while holding A", "red: the order cycle"]
+    legend = ["arrow A -> B: B was locked while holding A"]
+    if any(is_order_cycle(cycle) for cycle in report.order_cycles):
+        headline = (f"Potential deadlock: {count} locks are taken in opposite orders" if count == 2
+                    else f"Potential deadlock: {count} locks are taken in a circular order")
+        legend.append("red: the order cycle")
+    else:
+        # A declared order (or rank) broken by one acquisition: a rule, not a cycle.
+        headline = "Declared lock order broken"
+        legend.append("red: the order taken against the rule")
     notes = []
     if report.rule:
-        notes.append(f"declared order broken: {report.rule}")
+        notes.append(f"declared order broken: {rule_text(report.rule)}")
     if report.single_thread:
         notes.append("one thread took every order: not deadlocked yet")
     return headline, legend, notes

@@ -102,6 +102,8 @@ def _header(report: Report, names: _Names) -> str:
             return "DEADLOCK"
         return f"DEADLOCK: {count} threads{cycles} are waiting for each other"
     if report.kind == "lock-order":
+        if report.rule and not any(is_order_cycle(cycle) for cycle in report.order_cycles):
+            return "LOCK ORDER RULE BROKEN: a lock was taken against the declared order"
         return "POTENTIAL DEADLOCK (lock order): locks are taken in orders that can deadlock"
     if report.kind == "hang":
         waiting = hung_threads(report)
@@ -277,20 +279,39 @@ def _program_line(stack: Iterable[Frame]) -> Frame:
     return frames[-1]
 
 
+def is_order_cycle(edges: Sequence[OrderEdge]) -> bool:
+    """Whether these order edges close a loop (each ``to`` is the next ``from``, the last back to the first).
+
+    A broken declared order is one edge taken against a rule: no loop, and no cycle to draw.
+    """
+    return bool(edges) and all(edges[i].to == edges[(i + 1) % len(edges)].from_ for i in range(len(edges)))
+
+
+def rule_text(rule: str) -> str:
+    """The broken rule without a leading "declared order:" (the headline already says so)."""
+    prefix = "declared order: "
+    return rule[len(prefix):] if rule.startswith(prefix) else rule
+
+
 def _order_section(report: Report, names: _Names) -> list[str]:
     lines: list[str] = []
     if report.rule:
         lines.append("")
-        lines.append(f"Declared lock order broken: {report.rule}")
-    for number, cycle in enumerate(report.order_cycles, 1):
-        edges = list(cycle)
+        lines.append(f"Declared lock order broken: {rule_text(report.rule)}")
+    cycles = [list(cycle) for cycle in report.order_cycles if is_order_cycle(cycle)]
+    for number, edges in enumerate(cycles, 1):
         lines.append("")
         chain = " -> ".join(names.order_lock(e.from_, e.from_label) for e in edges)
-        if edges:
-            chain += " -> " + names.order_lock(edges[0].from_, edges[0].from_label)
-        title = "Lock-order cycle" if len(report.order_cycles) == 1 else f"Lock-order cycle {number}"
+        chain += " -> " + names.order_lock(edges[0].from_, edges[0].from_label)
+        title = "Lock-order cycle" if len(cycles) == 1 else f"Lock-order cycle {number}"
         lines.append(f"{title}: {chain}")
         for edge in edges:
+            lines.extend("  " + line for line in _order_edge(edge, names))
+    against = [edge for cycle in report.order_cycles if not is_order_cycle(cycle) for edge in cycle]
+    if against:
+        lines.append("")
+        lines.append("Taken against it:" if report.rule else "Lock orders:")
+        for edge in against:
             lines.extend("  " + line for line in _order_edge(edge, names))
     if report.single_thread:
         lines.append("")

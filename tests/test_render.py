@@ -310,3 +310,13 @@ def test_control_characters_and_graphviz_escapes_in_names_stay_text(name: str, t
         assert "\\N\\G\\E\\L\\l" in where, where[:2000]  # literal, not the node / graph / edge name
         assert "\\x01\\x1b[31m" in where and "\\u202e\\ud800\\uffff" in where
     assert "lockwatch\\E" not in texts
+
+
+def test_a_broken_declared_order_is_drawn_as_a_rule_not_a_cycle() -> None:
+    from test_text import _broken_rule
+
+    dot = to_dot(_broken_rule())
+    assert "Declared lock order broken" in dot and "red: the order taken against the rule" in dot
+    assert "opposite orders" not in dot and "order cycle" not in dot
+    assert "declared order broken: &quot;db&quot; (rank 10) must be taken before" in dot
+    assert "declared order: " not in dot.replace("against the declared order: ", "")

@@ -206,3 +206,32 @@ def test_durations_just_under_a_second_read_as_seconds() -> None:
     from lockwatch._text import format_seconds
 
     assert [format_seconds(v) for v in (0.9996, 0.999, 0.25, 1.5)] == ["1.0 s", "999 ms", "250 ms", "1.5 s"]
+
+
+def _broken_rule() -> Report:
+    from lockwatch._model import LockInfo, OrderEdge
+
+    edge = OrderEdge(from_="L2", to="L1", thread="worker", from_label="cache", to_label="db",
+                     stack=(Frame("/app/jobs.py", 14, "refresh", "with db:"),))
+    locks = (LockInfo(id="L1", kind="Lock", name="db", site=None, owner=None, count=0, label="db", rank=10),
+             LockInfo(id="L2", kind="Lock", name="cache", site=None, owner=None, count=0, label="cache", rank=20))
+    rule = 'declared order: "db" (rank 10) must be taken before "cache" (rank 20)'
+    return Report(kind="lock-order", created=CREATED, pid=5, argv=("jobs.py",), python="3.11.7", locks=locks,
+                  order_cycles=((edge,),), rule=rule,
+                  summary=f'lock "db" was acquired while holding lock "cache" (thread worker), against the {rule}')
+
+
+def test_a_broken_declared_order_is_a_rule_not_a_cycle() -> None:
+    text = format_report(_broken_rule())
+    assert text.startswith("LOCK ORDER RULE BROKEN: a lock was taken against the declared order\n")
+    assert '\nDeclared lock order broken: "db" (rank 10) must be taken before "cache" (rank 20)\n' in text
+    assert "declared order: declared order" not in text.lower() and "broken: declared order" not in text
+    assert "cycle" not in text.lower()
+    assert '\nTaken against it:\n  "cache" -> "db" first taken by thread "worker"\n' in text
+
+
+def test_a_broken_declared_order_that_closes_a_cycle_shows_both() -> None:
+    report = lock_order()  # a two-lock cycle, with a rule
+    text = format_report(report)
+    assert text.startswith("POTENTIAL DEADLOCK (lock order)")
+    assert "Declared lock order broken: a before b" in text and "Lock-order cycle: " in text
