@@ -157,3 +157,17 @@ def _with_blocks(filename: str) -> tuple[_WithBlock, ...]:
         _with_blocks_cache.clear()  # report-time cache: bounded, never needed for correctness
     _with_blocks_cache[key] = found = tuple(blocks)
     return found
+
+
+def taken_on_stack(frame: types.FrameType | None, lock: Any) -> Frame | None:
+    """Where a thread blocked in ``lock.acquire()`` already took ``lock`` in a frame still running, if it did.
+
+    ``frame`` is the blocked thread's innermost frame. The blocking line itself
+    does not count (see the module docstring): only a ``with`` block the thread
+    is inside of, or an ``acquire()`` not released since, in a frame that has not
+    returned. Unsure means "not on the stack": never a false deadlock.
+    """
+    try:
+        return _find(frame, [lock], waiting_for=lock).get(lock.id)
+    except Exception:  # noqa: BLE001 - unsure: not on the stack
+        return None
