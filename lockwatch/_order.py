@@ -26,6 +26,7 @@ import weakref
 from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 from lockwatch import _baseline, _state
@@ -130,6 +131,11 @@ class Finding:
     aliases: tuple[tuple[Any, ...], ...] = ()
     message: str = ""
     new: bool = True  # not reported before (a refused order is found again at every attempt)
+    found_at: float = 0.0  # monotonic time it was found (the reporter holds it back a moment)
+
+    def involves_signal(self) -> bool:
+        """Whether a lock class of the cycle turned out to be a signal (released by another thread)."""
+        return any(edge.from_cls.signal or edge.to_cls.signal for edge in self.edges)
     # The LockOrderViolation / LockOrderWarning raised for it: its .report is filled in by the reporter.
     carriers: list[Any] = field(default_factory=list)
 
@@ -301,8 +307,10 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
         return None
     message = findings[0].message
     carrier: Any = LockOrderViolation(message) if refuse else LockOrderWarning(message)
+    now = monotonic()
     for finding in findings:
         if finding.new:
+            finding.found_at = now
             finding.carriers.append(carrier)
             _state.hand_over(("lock-order", finding))
         else:
