@@ -118,6 +118,8 @@ class ClassOrder:
     to_label: str
     thread: str
     test: str | None
+    from_name: str | None = None  # the locks' names, if given: they tell locks of one site apart
+    to_name: str | None = None
 
 
 @dataclass
@@ -583,7 +585,9 @@ def _reportable(edges: Sequence[_Edge], gate_sets: Sequence[set[Any]]) -> bool:
     if common:
         return False  # every order was taken while holding the same gate: they cannot interleave
     baseline = _baseline_data
-    if baseline is not None and all(baseline.knows(_key(edge.from_cls), _key(edge.to_cls)) for edge in edges):
+    if baseline is not None and all(
+        baseline.knows(_key(edge.from_cls), _key(edge.to_cls), edge.from_cls.name, edge.to_cls.name) for edge in edges
+    ):
         return False
     return True
 
@@ -878,7 +882,7 @@ def class_orders() -> list[ClassOrder]:
             ClassOrder(
                 from_site=from_key, to_site=to_key,
                 from_label=_edge_label(edge, "from"), to_label=_edge_label(edge, "to"),
-                thread=edge.thread, test=edge.test,
+                thread=edge.thread, test=edge.test, from_name=a.name, to_name=b.name,
             )
         )
     return result
