@@ -140,6 +140,9 @@ class Finding:
         return any(edge.from_cls.signal or edge.to_cls.signal for edge in self.edges)
     # The LockOrderViolation / LockOrderWarning raised for it: its .report is filled in by the reporter.
     carriers: list[Any] = field(default_factory=list)
+    # Labels by what holds the locks (lock serial -> label), read by the reporter as soon as it
+    # sees the finding: the locks may be gone by the time it presents it.
+    labels: dict[int, str] | None = None
 
     @property
     def keys(self) -> tuple[tuple[Any, ...], ...]:
@@ -726,18 +729,39 @@ def _distinguish(edges: list[OrderEdge]) -> None:
 # --- reporting side ---------------------------------------------------------------
 
 
-def build_report(finding: Finding) -> Report:
-    """The lock-order Report of a finding (on lockwatch's own thread: labels, stacks, source lines)."""
-    from lockwatch import _snapshot
-
+def _live_locks(finding: Finding) -> dict[int, Any]:
     live: dict[int, Any] = {}
     for edge in finding.edges:
         for serial, ref in ((edge.from_serial, edge.from_ref), (edge.to_serial, edge.to_ref)):
             lock = None if ref is None else ref()
             if lock is not None:
                 live[serial] = lock
+    return live
+
+
+def prepare_labels(finding: Finding) -> None:
+    """Read the labels of a finding's locks now, while they live (reporting side; once per finding).
+
+    The reporter holds a finding back a moment before presenting it; a short
+    program may have dropped the objects holding its locks by then.
+    """
+    if finding.labels is not None:
+        return
+    from lockwatch import _snapshot
+
+    live = _live_locks(finding)
     attributes = _snapshot.attribute_labels(live.values())
-    labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
+    finding.labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
+
+
+def build_report(finding: Finding) -> Report:
+    """The lock-order Report of a finding (on lockwatch's own thread: labels, stacks, source lines)."""
+    from lockwatch import _snapshot
+
+    live = _live_locks(finding)
+    attributes = _snapshot.attribute_labels(live.values())
+    labels = dict(finding.labels or {})
+    labels.update({serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()})
     edges = [
         _order_edge(
             edge,
@@ -753,9 +777,9 @@ def build_report(finding: Finding) -> Report:
     report = _snapshot.take("lock-order", summary=summary)
     known = {info.id for info in report.locks}
     final_labels = {}
-    for edge in edges:
-        final_labels[edge.from_] = edge.from_label
-        final_labels[edge.to] = edge.to_label
+    for order_edge in edges:
+        final_labels[order_edge.from_] = order_edge.from_label
+        final_labels[order_edge.to] = order_edge.to_label
     extra = []
     for serial, lock in sorted(live.items()):
         if lock.id in known:

@@ -20,7 +20,7 @@ from typing import Any
 from lockwatch import _state
 from lockwatch._acquired import acquisition_sites
 from lockwatch._locks import InstrumentedLock, RLock
-from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, user_frames
+from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, is_lockwatch_file, user_frames
 
 # Threads lockwatch runs itself; they are left out of reports.
 internal_thread_idents = _state.internal_thread_idents
@@ -55,6 +55,8 @@ def frames_of(frame: types.FrameType | None, *, lock_wait: bool = False) -> tupl
         while end > 1 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
             end -= 1
         stack = stack[:end]
+    if stack and all(is_lockwatch_file(f.file) for f in stack):
+        return ()  # only lockwatch's exit handler runs (the main thread at exit): none of the program is left
     return tuple(stack)
 
 

@@ -204,6 +204,8 @@ class _Watchdog:
                     if monotonic() - order_finding.found_at < self.signal_grace() and not self.stopping:
                         # A lock taken by one thread and released by another (a readers-writer
                         # lock's resource lock) shows it only at that release: wait for it a moment.
+                        # Its locks are named now, while the objects holding them live.
+                        self._guarded(lambda: _order.prepare_labels(order_finding))
                         held_back.append(finding)
                         continue
                     self._guarded(lambda: self._present_order(order_finding))

@@ -154,3 +154,24 @@ def test_rank_violation_that_also_closes_a_cycle_is_one_report(watch: Any, tmp_p
     assert [(e.from_label, e.to_label) for e in warning.report.order_cycles[0]] == [("db", "cache"), ("cache", "db")]
     assert "it also closes a cycle" in str(warning)
     assert len(list((tmp_path / "dumps").glob("lock-order-*.json"))) == 1
+
+
+@pytest.mark.timeout(60)
+def test_ranks_are_not_checked_without_patch_as_documented(tmp_path: Path) -> None:
+    # What the README promises, in a process lockwatch never patched: no check, no warning, no dump.
+    import subprocess
+    import sys
+
+    program = (
+        "import warnings, lockwatch\n"
+        "warnings.simplefilter('error')\n"
+        "db = lockwatch.Lock(name='db', rank=10)\n"
+        "cache = lockwatch.Lock(name='cache', rank=20)\n"
+        "with cache:\n"
+        "    with db:\n"
+        "        pass\n"
+        "print('unchecked')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "unchecked\n", "")
+    assert not list(tmp_path.iterdir())
