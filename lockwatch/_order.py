@@ -189,6 +189,10 @@ def activate(config: Config) -> None:
     global _policy, _declared, _declared_names, _baseline_data, _generation
     baseline = _baseline.load_baseline(config.baseline) if config.baseline else None
     rules_changed = tuple(config.declared_order) != _declared_names or baseline != _baseline_data
+    if tuple(config.declared_order) != _declared_names:
+        _declared_by_serial.clear()
+        _declared_asked.clear()
+        _declared_seen.clear()
     _declared_names = tuple(config.declared_order)
     _declared = {}
     for position, name in enumerate(_declared_names):
@@ -620,6 +624,25 @@ def _code_key(edges: Sequence[_Edge]) -> tuple[Any, ...]:
 
 # --- declared order -----------------------------------------------------------------
 
+# A declared name matches a lock by its name=, or by the label lockwatch computes for it
+# (``ResourceManager.locks['db']``, ``Account.lock``, ``app.settings_lock``: the whole label or
+# its end after a dot). Labels are read on the reporting side; what they bind is kept here so
+# the recording side can judge later acquisitions from data in hand.
+_declared_by_serial: dict[int, tuple[int, str]] = {}  # lock serial -> (declared position, label)
+_declared_asked: set[int] = set()  # lock serials handed to the reporter to be labelled
+_declared_seen: set[str] = set()  # declared names that matched a lock at least once
+MAX_DECLARED_LABELLED = 10_000
+
+
+def _declared_position(name: str | None, serial: int) -> tuple[int, str] | None:
+    """The declared position of a lock, by its name, else by a label the reporter matched."""
+    if name is not None:
+        position = _declared.get(name)
+        if position is not None:
+            _declared_seen.add(name)
+            return position, name
+    return _declared_by_serial.get(serial)
+
 
 def _declared_rule(before: Any, lock: Any) -> str | None:
     """The declared rule that taking ``lock`` while holding ``before`` breaks, if any."""
@@ -635,13 +658,82 @@ def _declared_rule(before: Any, lock: Any) -> str | None:
             f'"{_class_label(before._cls)}" (rank {held_rank})'
         )
     if _declared:
-        before_name, name = before._cls.name, lock._cls.name
-        held_position = _declared.get(before_name) if before_name is not None else None
-        position = _declared.get(name) if name is not None else None
-        if held_position is not None and position is not None and position < held_position:
-            sequence = ", ".join(f'"{declared}"' for declared in _declared_names)
-            return f'declared order: "{name}" must be taken before "{before_name}" (declared_order = [{sequence}])'
+        held = _declared_position(before._cls.name, before._serial)
+        taken = _declared_position(lock._cls.name, lock._serial)
+        if held is not None and taken is not None:
+            if taken[0] < held[0]:
+                return _declared_text(taken[1], held[1])
+        else:
+            # Not named: the reporter reads what holds these locks, once each (see check_declared_labels).
+            asked = [other for other in (before, lock) if other._cls.name is None and other._serial not in _declared_asked]
+            if asked and len(_declared_asked) < MAX_DECLARED_LABELLED:
+                _declared_asked.update(other._serial for other in asked)
+                _state.hand_over(("declared-labels", weakref.ref(before), weakref.ref(lock)))
     return None
+
+
+def _declared_text(first: str, then: str) -> str:
+    sequence = ", ".join(f'"{declared}"' for declared in _declared_names)
+    return f'declared order: "{first}" must be taken before "{then}" (declared_order = [{sequence}])'
+
+
+def _declared_match(label: str) -> int | None:
+    for name, position in _declared.items():
+        if label == name or label.endswith("." + name):
+            return position
+    return None
+
+
+def check_declared_labels(before_ref: Any, lock_ref: Any) -> Finding | None:
+    """Reporting side: label two unnamed locks nested in a new order, bind declared names to them,
+    and report that order if it broke the declared order.
+
+    The acquisition went on (its thread could not read labels): such an order is
+    reported, not refused. Later acquisitions of these locks are judged on the
+    recording side from the bound positions, and refused under order="raise".
+    """
+    from lockwatch import _snapshot
+
+    before, lock = before_ref(), lock_ref()
+    if before is None or lock is None or not _declared:
+        return None
+    attributes = _snapshot.attribute_labels([before, lock])
+    for other in (before, lock):
+        if other._cls.name is not None or other._serial in _declared_by_serial:
+            continue
+        label = _snapshot.lock_label(other, attributes.get(id(other)))
+        position = _declared_match(label)
+        if position is not None and len(_declared_by_serial) < MAX_DECLARED_LABELLED:
+            _declared_by_serial[other._serial] = (position, label)
+            _declared_seen.add(_declared_names[position])
+            _track_declared(other)
+    held = _declared_position(before._cls.name, before._serial)
+    taken = _declared_position(lock._cls.name, lock._serial)
+    if held is None or taken is None or taken[0] >= held[0]:
+        return None
+    key = ("declared", before._serial, lock._serial)
+    if key in _reported:
+        return None
+    _reported.add(key)
+    with _graph_lock:
+        edge = _class_succ.get(before._cls, {}).get(lock._cls)
+        first = edge.first if edge is not None else _inst_succ.get(before._serial, {}).get(lock._serial)
+    if first is None:
+        return None
+    finding = Finding(key, [first], _declared_text(taken[1], held[1]), found_at=monotonic())
+    finding.message = _message(finding)
+    return finding
+
+
+def _track_declared(lock: Any) -> None:
+    """Forget a lock's bound position when it dies (its serial is never reused, but memory is)."""
+    serial = lock._serial
+    weakref.finalize(lock, _declared_by_serial.pop, serial, None)
+
+
+def unmatched_declared_names() -> list[str]:
+    """Declared names that no lock ever matched, by name= or by label (said at exit)."""
+    return [name for name in _declared_names if name not in _declared_seen]
 
 
 # --- plain-data helpers for the recording side -------------------------------------------

@@ -209,6 +209,11 @@ class _Watchdog:
                         held_back.append(finding)
                         continue
                     self._guarded(lambda: self._present_order(order_finding))
+                elif kind == "declared-labels":
+                    # Unnamed locks nested for the first time while a declared order is in force:
+                    # lockwatch's labels may be the names it declares (see _order.check_declared_labels).
+                    refs = finding[1:]
+                    self._guarded(lambda: self._present_declared(*refs))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
@@ -224,6 +229,11 @@ class _Watchdog:
     def signal_grace(self) -> float:
         """How long a lock-order finding is held back before it is presented."""
         return min(max(self.config.interval, 0.2), 1.0)
+
+    def _present_declared(self, before_ref: Any, lock_ref: Any) -> None:
+        order_finding = _order.check_declared_labels(before_ref, lock_ref)
+        if order_finding is not None:
+            self._present_order(order_finding)
 
     def _present_order(self, finding: _order.Finding) -> None:
         try:
@@ -674,6 +684,11 @@ def _at_exit() -> None:
     # watchdog kept watching them until now; present what is pending, then stop
     # it before the interpreter freezes daemon threads.
     flush(1.0)
+    unmatched = _order.unmatched_declared_names() if _order._policy != "off" else []
+    if unmatched:
+        names = ", ".join(f'"{name}"' for name in unmatched)
+        _say_once("declared-unmatched", f"declared_order names {names}, but no lock was ever called that "
+                  "(by name=, or by an attribute or global holding it, like Account.lock)")
     watchdog = _watchdog
     if watchdog is not None:
         watchdog.stop(timeout=1.0)
