@@ -423,3 +423,16 @@ def test_a_lock_order_report_is_said_once_and_names_where_other_threads_are(tmp_
     # The main thread waits in join(): where it is in the program is the line that called it.
     assert '"MainThread" (id ' in done.stderr and ") at app.py:18 in main" in done.stderr
     assert "threading.py" not in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_every_dump_message_gives_absolute_paths_in_the_same_words(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)  # an inversion first, then the deadlock
+    # break, not exit: the process ends normally, once everything found has been presented.
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "break", "--interval", "0.1", "--dump-dir", "D", "app.py")
+    messages = [line for line in done.stderr.splitlines() if line.startswith("lockwatch: ") and "written to" in line]
+    kinds = sorted(line.split()[1] for line in messages)
+    assert kinds == ["deadlock", "lock-order"], done.stderr
+    for line in messages:
+        paths = line.split(" dump written to ", 1)[1].split(", ")
+        assert all(os.path.isabs(path) and path.startswith(str(tmp_path / "D")) for path in paths), line
