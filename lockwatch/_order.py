@@ -32,7 +32,7 @@ from typing import Any
 from lockwatch import _baseline, _state
 from lockwatch._config import Config
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
-from lockwatch._model import Frame, LockInfo, OrderEdge, Report
+from lockwatch._model import Frame, LockInfo, OrderEdge, Report, user_frames
 from lockwatch._state import LockClass, ThreadState
 
 RawFrame = tuple[str, int, str]
@@ -904,10 +904,11 @@ def remember_report(finding: Finding, report: Report) -> None:
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:
-    stack = tuple(
+    # In dumps too, a stack starts at the program's first line (not lockwatch's runner, not threading's bootstrap).
+    stack = tuple(user_frames(
         Frame(file, line, function, (linecache.getline(file, line).strip() or None) if resolve_code else None)
         for file, line, function in edge.stack
-    )
+    ))
     return OrderEdge(
         from_=edge.from_id,
         to=edge.to_id,

@@ -436,3 +436,14 @@ def test_every_dump_message_gives_absolute_paths_in_the_same_words(tmp_path: Pat
     for line in messages:
         paths = line.split(" dump written to ", 1)[1].split(", ")
         assert all(os.path.isabs(path) and path.startswith(str(tmp_path / "D")) for path in paths), line
+
+
+@pytest.mark.timeout(60)
+def test_lock_order_dumps_keep_stacks_from_the_programs_first_line(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(INVERSION)
+    done = lockwatch(tmp_path, "run", "--dump-dir", "D", "app.py")
+    assert done.returncode == 0, done.stderr
+    [dump] = [json.loads(p.read_text()) for p in (tmp_path / "D").glob("lock-order-*.json")]
+    stacks = [edge["stack"] for cycle in dump["order_cycles"] for edge in cycle]
+    assert [s[0]["function"] for s in stacks] == ["<module>", "b_then_a"]  # the script, the thread's target
+    assert not [f for s in stacks for f in s if _plumbing(f) or f["file"].endswith("threading.py")]
