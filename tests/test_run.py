@@ -232,7 +232,8 @@ def test_write_baseline_then_check_against_it(tmp_path: Path) -> None:
         tmp_path / "orders.py",
         """\
         import threading
-        outer, inner = threading.Lock(), threading.Lock()
+        outer = threading.Lock()
+        inner = threading.Lock()
         def work():
             with outer:
                 with inner:
@@ -245,7 +246,7 @@ def test_write_baseline_then_check_against_it(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr
     assert "baseline written to baseline.json" in got.stderr
     document = json.loads((tmp_path / "baseline.json").read_text())
-    assert [(e["from"], e["to"]) for e in document["edges"]] == [("orders.py:2", "orders.py:2")]
+    assert [(e["from"], e["to"]) for e in document["edges"]] == [("orders.py:2", "orders.py:3")]
     again = lockwatch(tmp_path, "run", "--baseline", "baseline.json", "orders.py")
     assert (again.returncode, again.stderr) == (0, "")
 
@@ -389,7 +390,7 @@ def test_a_dump_dir_that_is_a_file_is_called_a_file(tmp_path: Path, dump_dir: st
 
 
 INVERSION = """\
-import threading
+import glob, threading, time
 a_lock, b_lock = threading.Lock(), threading.Lock()
 
 def a_then_b():
@@ -407,6 +408,10 @@ def main():
     worker = threading.Thread(target=b_then_a, name="worker")
     worker.start()
     worker.join()
+    # lockwatch presents the finding from its own thread: stay in main() until it has.
+    deadline = time.monotonic() + 30
+    while not glob.glob("D/lock-order-*.json") and time.monotonic() < deadline:
+        time.sleep(0.01)
     print("done")
 
 main()
@@ -421,7 +426,7 @@ def test_a_lock_order_report_is_said_once_and_names_where_other_threads_are(tmp_
     assert done.stderr.count("POTENTIAL DEADLOCK (lock order)") == 1
     assert "LockOrderWarning" not in done.stderr  # the report was printed: no second account of it
     # The main thread waits in join(): where it is in the program is the line that called it.
-    assert '"MainThread" (id ' in done.stderr and ") at app.py:18 in main" in done.stderr
+    assert '"MainThread" (id ' in done.stderr and ") at app.py:22 in main" in done.stderr
     assert "threading.py" not in done.stderr
 
 
