@@ -59,6 +59,7 @@ def test_names_and_companions(tmp_path: Path) -> None:
     base = paths[0][: -len(".json")]
     expected = [base + ".json", base + ".dot"] + ([base + ".svg"] if _render.has_dot() else [])
     assert paths == expected
+    assert _dump.wait_drawings(30)  # the pictures are drawn by a child process
     assert Path(base + ".dot").read_text(encoding="utf-8") == _render.to_dot(report)
     if _render.has_dot():
         assert "<svg" in Path(base + ".svg").read_text(encoding="utf-8")
@@ -82,7 +83,7 @@ def test_several_dumps_in_one_second_get_unique_names(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_concurrent_writers_never_share_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # keep it fast: no svg
+    monkeypatch.setattr(_dump, "_start_drawing", lambda json_path: [])  # keep it fast: JSON only
     start = threading.Barrier(8, timeout=10)
     results: list[str] = []
     errors: list[BaseException] = []
@@ -104,11 +105,10 @@ def test_concurrent_writers_never_share_a_name(tmp_path: Path, monkeypatch: pyte
     assert all(load_dump(path) == deadlock() for path in results)
 
 
-def test_no_temporary_files_are_left_and_files_are_readable(tmp_path: Path) -> None:
+def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     write_report(deadlock(), tmp_path)
+    assert _dump.wait_drawings(30)
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".") or name.endswith(".tmp")]
-    json_file = next(tmp_path.glob("*.json"))
-    assert json_file.stat().st_mode & 0o044 == 0o044
 
 
 def test_a_failed_write_leaves_no_partial_dump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,29 +138,47 @@ def test_unwritable_dump_dir_raises_oserror_naming_it(tmp_path: Path) -> None:
         write_report(deadlock(), blocker / "dumps")
 
 
-def test_svg_failure_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(source: str, fmt: str, timeout: float = 1.0) -> bytes:
-        raise RenderError("Graphviz's 'dot' took too long")
-
-    monkeypatch.setattr(_render, "has_dot", lambda: True)
-    monkeypatch.setattr(_render, "run_dot", failing)
-    paths = write_report(deadlock(), tmp_path)
-    assert [Path(p).suffix for p in paths] == [".json", ".dot"]
-    assert sorted(Path(p).suffix for p in tmp_path.iterdir()) == [".dot", ".json"]
-
-
-def test_dot_failure_keeps_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(report: Report) -> str:
-        raise ImportError("No module named 'graphviz'")
-
-    monkeypatch.setattr(_render, "to_dot", failing)
-    paths = write_report(deadlock(), tmp_path)
-    assert len(paths) == 1 and load_dump(paths[0]) == deadlock()
+def _fake_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """Put a fake Graphviz ``dot`` first on PATH (the drawing child inherits the environment)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "dot"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return fake
 
 
+@pytest.mark.timeout(60)
+def test_svg_failure_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    _fake_dot(tmp_path, monkeypatch, "echo 'Error: out of memory' >&2\nexit 1\n")
+    dumps = tmp_path / "dumps"
+    paths = write_report(deadlock(), dumps)
+    assert [Path(p).suffix for p in paths] == [".json", ".dot", ".svg"]
+    assert _dump.wait_drawings(30)
+    assert sorted(Path(p).suffix for p in dumps.iterdir()) == [".dot", ".json"]
+    err = capfd.readouterr().err
+    assert f"lockwatch: could not draw {Path(paths[2]).name}: Graphviz's 'dot' failed to draw svg: Error: out of memory\n" in err
+
+
+@pytest.mark.timeout(60)
+def test_dot_failure_keeps_the_json(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    report = deadlock()
+    blocker = tmp_path / f"deadlock-{_dump._stamp(report.created)}-4242-1.dot"
+    blocker.mkdir()  # the .dot cannot be written where a directory stands
+    paths = write_report(report, tmp_path)
+    assert _dump.wait_drawings(30)
+    assert load_dump(paths[0]) == report and blocker.is_dir()
+    assert f"lockwatch: could not draw {blocker.name}: " in capfd.readouterr().err
+
+
+@pytest.mark.timeout(60)
 def test_no_svg_without_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    assert [Path(p).suffix for p in write_report(deadlock(), tmp_path)] == [".json", ".dot"]
+    paths = write_report(deadlock(), tmp_path)
+    assert [Path(p).suffix for p in paths] == [".json", ".dot"]
+    assert _dump.wait_drawings(30)
+    assert Path(paths[1]).read_text(encoding="utf-8") == _render.to_dot(deadlock())
 
 
 def test_odd_created_time_still_gives_a_name(tmp_path: Path) -> None:
