@@ -336,3 +336,57 @@ def test_the_documented_example_is_a_valid_dump(tmp_path: Path) -> None:
     assert report.kind == "deadlock" and [t.name for t in report.threads] == ["left", "right"]
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     _validate(json.loads(example), schema, schema)
+
+
+# -- file modes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask() -> Any:
+    """Set the process umask for one test (and put the old one back)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _modes(directory: Path) -> dict[str, int]:
+    return {p.suffix: p.stat().st_mode & 0o777 for p in directory.iterdir()}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mask,expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_dump_files_honour_the_umask(tmp_path: Path, umask: Any, mask: int, expected: int) -> None:
+    """Was: 0644 whatever the umask (argv in a dump can hold a password)."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir(mode=0o755)
+    umask(mask)
+    write_report(deadlock(), dumps)
+    assert _dump.wait_drawings(30)
+    modes = _modes(dumps)
+    assert modes[".json"] == modes[".dot"] == expected, {k: oct(v) for k, v in modes.items()}
+    assert modes.get(".svg", expected) == expected
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["sticky", "world-writable", "another user's"])
+def test_dump_files_are_private_in_a_shared_directory(tmp_path: Path, umask: Any, how: str) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if how == "sticky":
+        shared.chmod(0o1777)
+    elif how == "world-writable":
+        shared.chmod(0o777)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("giving a directory to another user needs root")
+        import pwd
+
+        os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
+        shared.chmod(0o755)  # root writes there anyway; nobody could read files of ours
+    umask(0o022)
+    assert _dump.file_mode(str(shared)) == 0o600
+    write_report(deadlock(), shared)
+    assert _dump.wait_drawings(30)
+    assert set(_modes(shared).values()) == {0o600}
+    assert _dump.file_mode(str(tmp_path)) == 0o666  # one's own directory: the umask decides
