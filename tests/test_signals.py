@@ -286,3 +286,61 @@ def test_dump_refuses_a_planted_registration(registry: Path, tmp_path: Path) -> 
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+THOUSAND_THREADS = """\
+import sys, threading
+N = 1000
+locks = [threading.Lock() for _ in range(N)]
+stop = threading.Event()
+holding = threading.Barrier(N + 1)
+
+def work(i):
+    with locks[i]:
+        holding.wait()
+        if i % 2:  # every other thread waits for its neighbour's lock: 500 short chains
+            with locks[i - 1]:
+                pass
+        else:
+            stop.wait()
+
+threads = [threading.Thread(target=work, args=(i,), name=f"worker-{i}", daemon=True) for i in range(N)]
+for t in threads:
+    t.start()
+holding.wait()
+print("ready", flush=True)
+sys.stdin.readline()  # the test says when to end
+"""
+
+
+@pytest.mark.timeout(120)
+def test_dump_of_a_thousand_threads_is_ready_before_any_picture(tmp_path: Path) -> None:
+    """Was: the snapshot was announced only after `dot` had drawn it (up to 20 s), and `lockwatch dump` gave up."""
+    (tmp_path / "many.py").write_text(THOUSAND_THREADS)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dot").write_text("#!/bin/sh\nsleep 60\n")  # a Graphviz that takes forever
+    (bin_dir / "dot").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lockwatch", "run", "--dump-dir", "D", "--order", "off", "many.py"],
+        cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        assert wait_for_file(_signals.registration_path(process.pid))
+        started = time.monotonic()
+        dump = subprocess.run([sys.executable, "-m", "lockwatch", "dump", str(process.pid), "--timeout", "15"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+        assert dump.returncode == 0, dump.stderr
+        snapshot = json.loads(Path(dump.stdout.strip()).read_text())
+        assert len(snapshot["threads"]) == 1001 and len(snapshot["locks"]) == 1000
+        assert took < 15
+    finally:
+        try:
+            _out, err = process.communicate("\n", timeout=30)  # exit waits 5 s for the picture, then kills it
+        finally:
+            process.kill()
+    assert "lockwatch: gave up drawing " in err and "(killed)" in err
