@@ -594,14 +594,14 @@ def _without_runner_frames(report: Report) -> Report:
 
 
 def _full_text(finding: _Finding) -> str:
-    from lockwatch import _text
+    from lockwatch import _dump, _text
 
     try:
         text = _text.format_report(_without_runner_frames(finding.report))
     except Exception as exc:  # the summary still says what matters
         text = f"{finding.report.kind.upper()}: {finding.report.summary}\n(text report failed: {exc!r})\n"
     if finding.paths:
-        text += f"lockwatch: {finding.report.kind} dump written to {', '.join(finding.paths)}\n"
+        text += f"lockwatch: {finding.report.kind} dump written to {_dump.describe(finding.paths)}\n"
     return text
 
 

@@ -22,6 +22,12 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="pictures
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed")
 
 
+@pytest.fixture(autouse=True)
+def no_drawings_of_earlier_tests() -> None:
+    """Pictures of dumps written by earlier tests in this process finish (or go) first."""
+    _dump.wait_drawings(30)
+
+
 def _fake_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
     """A fake Graphviz ``dot`` first on PATH (the drawing child inherits the environment)."""
     bin_dir = tmp_path / "bin"

