@@ -9,7 +9,8 @@ import shutil
 import subprocess
 import textwrap
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
@@ -294,7 +295,7 @@ class _Loop:
         self.right = list(reversed(nodes[half:]))  # top to bottom
         self.row = {name: index for index, name in enumerate(self.left)}
         self.row.update({name: index for index, name in enumerate(self.right)})
-        self.ranking = set(zip(self.left, self.left[1:]))
+        self.ranking = set(zip(self.left, self.left[1:], strict=False))
         self.edges = {(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))}
         self.hung_outside: set[str] = set()  # nodes already placed in the row of a loop node
 
@@ -378,8 +379,8 @@ def _waits_headline(report: Report) -> str:
         who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
         return f"Hang: {who} blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
-    waiting = sum(1 for t in report.threads if t.is_blocked)
-    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {waiting} threads waiting"
+    blocked = sum(1 for t in report.threads if t.is_blocked)
+    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {blocked} threads waiting"
 
 
 def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,

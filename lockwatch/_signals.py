@@ -9,7 +9,8 @@ import stat
 import sys
 import tempfile
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lockwatch import _dump  # noqa: F401 - loaded with the watchdog: nothing is imported at report time
 from lockwatch._snapshot import now_iso

@@ -509,7 +509,7 @@ def _file_state(path: str) -> bytes | None:
     """The .last file's contents (they change with every snapshot: they hold its path and time)."""
     from lockwatch import _signals
 
-    return _registry_read(_signals.read_file, path)  # type: ignore[no-any-return]
+    return _registry_read(_signals.read_file, path)
 
 
 # Ask again this often while no snapshot came: a request is idempotent, and a

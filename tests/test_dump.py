@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _sample_reports import SAMPLES, deadlock, real_deadlock
 
 import lockwatch
-from _sample_reports import SAMPLES, deadlock, real_deadlock
 from lockwatch import _dump, _render
 from lockwatch._dump import dump_json, load_dump, write_report
-from lockwatch._errors import DumpError, RenderError
+from lockwatch._errors import DumpError
 from lockwatch._model import Report
 
 SCHEMA = Path(lockwatch.__file__).parent / "dump-schema.json"

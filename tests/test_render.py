@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+
 from lockwatch import _render
 from lockwatch._errors import LockwatchError, RenderError
 from lockwatch._model import CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
