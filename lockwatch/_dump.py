@@ -124,8 +124,14 @@ def file_mode(directory: str) -> int:
 
 def _start_drawing(json_path: str) -> list[str]:
     """Start a child process drawing the pictures of ``json_path``; the paths it will write."""
-    if not hasattr(os, "posix_spawn") or not sys.executable:
-        return []  # no way to draw off this process here: `lockwatch render` draws it later
+    if not hasattr(os, "posix_spawn") or not _is_python(sys.executable):
+        # No way to draw off this process here (an embedding program's sys.executable is not
+        # Python, e.g. uwsgi): `lockwatch render` draws it later.
+        if not _said["no-python"]:
+            _said["no-python"] = True
+            _note(f"pictures are not drawn in this process (no Python interpreter to draw them with: "
+                  f"sys.executable is {sys.executable!r}); draw a dump with `lockwatch render DUMP.json`")
+        return []
     base = json_path[: -len(".json")]
     pictures = [base + ".dot"]
     if shutil.which("dot") is not None:
@@ -150,6 +156,14 @@ def _start_drawing(json_path: str) -> list[str]:
         return []
     _drawings[pid] = _Drawing(pid, json_path, pictures, time.monotonic())
     return pictures
+
+
+_said = {"no-python": False}
+
+
+def _is_python(executable: str | None) -> bool:
+    name = os.path.basename(executable or "").lower()
+    return name.startswith(("python", "pypy"))
 
 
 def reap_drawings() -> list[str]:

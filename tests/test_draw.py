@@ -187,3 +187,15 @@ def test_interpreter_exit_waits_for_the_pictures(tmp_path: Path) -> None:
     assert Path(tmp_path, dot_path).read_text(encoding="utf-8").startswith("digraph")
     assert "<svg" in Path(tmp_path, svg_path).read_text(encoding="utf-8")
     assert result.stderr == ""
+
+
+def test_no_drawing_where_sys_executable_is_not_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")  # an embedding program
+    monkeypatch.setitem(_dump._said, "no-python", False)
+    results = [write_report(deadlock(), tmp_path) for _ in range(2)]
+    assert [len(paths) for paths in results] == [1, 1] and _dump.drawings_in_progress() == 0  # the JSON only
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json"]
+    err = capfd.readouterr().err
+    assert err.count("lockwatch: pictures are not drawn in this process") == 1 and "'/usr/bin/uwsgi'" in err
