@@ -138,7 +138,7 @@ def test_stale_registrations_are_removed(tmp_path: Path) -> None:
     # A process that is surely gone: one that has already been waited for.
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)
-    os.makedirs(_signals.registry_dir(), exist_ok=True)
+    _signals.check_registry()
     stale = _signals.registration_path(dead_pid)
     Path(stale).write_text("{}")
     with lockwatch.patch(interval=0.05, order="off", dump_dir=str(tmp_path)):
