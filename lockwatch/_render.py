@@ -226,6 +226,7 @@ def _focus(report: Report, thread_ids: set[int], lock_ids: set[str], waits: set[
         for cycle in report.cycles:
             for step in cycle:
                 seeds += [_tid(step.thread), _lid(step.lock)]
+        max_nodes = max(max_nodes, len(set(seeds)))  # a cycle is never cut: it is the finding
     else:
         hung = sorted(t.id for t in report.threads if t.role == "hung" and t.id in thread_ids)
         blocked = hung or sorted(t for t, _ in waits)

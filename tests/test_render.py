@@ -345,3 +345,17 @@ def test_a_big_snapshot_picture_starts_from_the_blocked_threads() -> None:
         assert tail in nodes and head in nodes
     if has_dot():
         assert _render.run_dot(dot, "svg", timeout=60).lstrip().startswith(b"<?xml")
+
+
+def test_a_cycle_longer_than_the_limit_is_drawn_whole() -> None:
+    report = _crowded(10)
+    size = 200  # 200 threads and 200 locks in one cycle: 400 nodes > the limit
+    threads = tuple(ThreadInfo(id=5000 + i, name=f"p{i}", daemon=False, holding=(f"F{i}",), waiting_for=f"F{(i + 1) % size}",
+                               stack=report.threads[1].stack, role="cycle") for i in range(size))
+    locks = tuple(LockInfo(id=f"F{i}", kind="Lock", name=None, site=None, owner=5000 + i, count=1,
+                           waiters=(5000 + (i - 1) % size,)) for i in range(size))
+    cycle = tuple(CycleStep(5000 + i, f"F{(i + 1) % size}") for i in range(size))
+    dot = to_dot(report.replace(threads=report.threads + threads, locks=report.locks + locks, cycles=(cycle,)))
+    nodes = _nodes(dot)
+    assert {f"thread_{5000 + i}" for i in range(size)} | {f"lock_F{i}" for i in range(size)} == nodes
+    assert "Partial picture" in dot
