@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
 import time
@@ -69,6 +70,8 @@ class _Drawing:
 # reap_drawings() only ever tries it, so it never blocks.
 _drawings: dict[int, _Drawing] = {}
 _reaping = _allocate_raw_lock()
+# Things said once per process.
+_said = {"no-python": False}
 
 
 def dump_json(report: Report) -> str:
@@ -136,7 +139,8 @@ def _start_drawing(json_path: str) -> list[str]:
     pictures = [base + ".dot"]
     if shutil.which("dot") is not None:
         pictures.append(base + ".svg")
-    code = _DRAW_CODE.format(front=[_PACKAGE_PARENT], back=[os.path.abspath(entry) for entry in sys.path if entry])
+    back = [os.path.abspath(entry) for entry in sys.path if isinstance(entry, str) and entry]
+    code = _DRAW_CODE.format(front=[_PACKAGE_PARENT], back=back)
     argv = [sys.executable, "-I", "-c", code, json_path, repr(DRAW_TIMEOUT), "svg" if len(pictures) > 1 else "dot"]
     # The child must not be patched by the LOCKWATCH=1 start-up hook nor read LOCKWATCH_* settings.
     env = {key: value for key, value in os.environ.items() if key != "LOCKWATCH" and not key.startswith("LOCKWATCH_")}
@@ -149,6 +153,8 @@ def _start_drawing(json_path: str) -> list[str]:
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, 2, 1)],
             setpgroup=0,  # its own process group: killing it kills its dot too, and Ctrl-C spares it
             setsigmask=(),
+            # A program that ignores SIGCHLD would make the child's own wait for dot fail.
+            setsigdef=(signal.SIGCHLD,) if hasattr(signal, "SIGCHLD") else (),
         )
     except OSError as exc:
         _note(f"cannot start drawing the picture of {json_path} ({exc.strerror or exc}); "
@@ -156,9 +162,6 @@ def _start_drawing(json_path: str) -> list[str]:
         return []
     _drawings[pid] = _Drawing(pid, json_path, pictures, time.monotonic())
     return pictures
-
-
-_said = {"no-python": False}
 
 
 def _is_python(executable: str | None) -> bool:
