@@ -92,12 +92,16 @@ def _open_registry(create: bool) -> int | None:
 
 def _check_own(info: os.stat_result, path: str, what: str, forbidden: int) -> None:
     uid = os.geteuid() if hasattr(os, "geteuid") else info.st_uid
+    hint = "point TMPDIR at a directory of your own" if what == "directory" else "remove it"
     if info.st_uid != uid:
-        raise RegistryError(f"{path}: the {what} is owned by uid {info.st_uid}, not by you (uid {uid}): refusing to use it")
+        raise RegistryError(
+            f"{path}: the {what} is owned by uid {info.st_uid}, not by you (uid {uid}): refusing to use it; {hint}"
+        )
     if info.st_mode & forbidden:
+        fix = f"chmod {'700' if what == 'directory' else '600'} {path}"
         raise RegistryError(
             f"{path}: bad permissions {stat.S_IMODE(info.st_mode):04o} on the {what} (others can "
-            f"{'read or write' if forbidden & 0o044 else 'write'} it): refusing to use it"
+            f"{'read or write' if forbidden & 0o044 else 'write'} it): refusing to use it; if it is yours: {fix}"
         )
 
 
