@@ -209,6 +209,11 @@ def drawings_in_progress() -> int:
     return len(_drawings)
 
 
+def drawings_done() -> bool:
+    """Whether no picture is still being drawn (the watchdog stays up to collect them until then)."""
+    return not _drawings
+
+
 def _reap(now: float, kill_all: bool = False) -> list[str]:
     notes = []
     for pid, drawing in list(_drawings.items()):
