@@ -283,10 +283,12 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
         return None
     # One consistent view of what this thread holds: another thread may release
     # one of its locks at any moment (a hand-off), and that must not matter here.
-    state.drop_stale()
-    held = [other for other in _state.reachable_held(state) if not other._cls.signal and other is not lock]
+    state.drop_stale(unreachable=True)
+    held = [other for other in state.held if other._owner is state and not other._cls.signal and other is not lock]
     ctx = state.ctx
     if not held:
+        if ctx.depth:
+            ctx.ok.add(cls)  # only hand-off locks held: nothing to learn in this context
         return None
     if not _graph_lock.acquire(True, GRAPH_LOCK_TIMEOUT):
         return None  # checked at the next acquisition instead
