@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -206,7 +207,7 @@ class _Watchdog:
                         # lock's resource lock) shows it only at that release: wait for it a moment.
                         held_back.append(finding)
                         continue
-                    self._guarded(lambda: self._present_order(order_finding))
+                    self._guarded(functools.partial(self._present_order, order_finding))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
