@@ -206,7 +206,7 @@ class _Watchdog:
                         # A lock taken by one thread and released by another (a readers-writer
                         # lock's resource lock) shows it only at that release: wait for it a moment.
                         # Its locks are named now, while the objects holding them live.
-                        self._guarded(lambda: _order.prepare_labels(order_finding))
+                        self._guarded(functools.partial(_order.prepare_labels, order_finding))
                         held_back.append(finding)
                         continue
                     self._guarded(functools.partial(self._present_order, order_finding))

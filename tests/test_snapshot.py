@@ -439,6 +439,9 @@ def test_snapshot_of_deadlocked_threads_has_the_cycle_in_dump_text_and_picture(p
         second.release()
         for thread in threads:
             thread.join(10)
+        first.release()  # and what the ended threads still hold, so that no state of theirs lingers
+        second.release()
+        _state.prune_dead_threads()
     assert len(report.cycles) == 1
     assert {step.thread for step in report.cycles[0]} == {t.ident for t in threads}
     assert {t.role for t in report.threads if t.name in ("left", "right")} == {"cycle"}
