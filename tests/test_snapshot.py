@@ -401,6 +401,7 @@ def test_threads_that_ended_holding_nothing_are_left_out(patched: None) -> None:
     assert "left-holding" in names  # it still holds a lock: that matters
     leftover.release()
     assert "left-holding" not in [t.name for t in _snapshot.take().threads]
+    _state.prune_dead_threads()  # no ended thread's state lingers for the next test
 
 
 # --- a snapshot of a deadlocked process says so -----------------------------------------------
@@ -493,6 +494,7 @@ def test_self_deadlock_names_the_line_that_took_the_lock_not_the_one_that_waits(
     finally:
         _self_lock.release()  # a Lock may be released by any thread: the wait ends
         thread.join(10)
+        _state.prune_dead_threads()
     info = thread_info(report, thread.ident)
     assert info.waiting_for == _self_lock.id and info.holding == (_self_lock.id,)
     taken = info.acquired_at[_self_lock.id]
