@@ -310,8 +310,10 @@ def load_dump(path: str | os.PathLike[str]) -> Report:
         raise DumpError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise DumpError(f"{name}: not a lockwatch dump (JSON nested too deeply)") from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
-        raise DumpError(f"{name}: not a lockwatch dump ({exc})") from None
+    except ValueError as exc:  # an integer longer than Python converts (sys.get_int_max_str_digits())
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        what = f"a number has more than {limit} digits" if limit and "digits" in str(exc) else str(exc)
+        raise DumpError(f"{name}: not a lockwatch dump ({what})") from None
     try:
         return Report.from_dict(data)
     except DumpError as exc:
