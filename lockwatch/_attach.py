@@ -224,7 +224,7 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
     routine = os.path.join(workdir, "snapshot.py")
     shutil.copyfile(_ROUTINE, routine)
     os.chmod(routine, 0o644)
-    params = {
+    params: dict[str, str | bool] = {
         "status": os.path.join(workdir, "status.json"),
         "routine": routine,
         "out": os.path.join(workdir, "snapshot.json"),
@@ -242,6 +242,7 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
         "-p", str(pid), "-x", _GDB_SCRIPT,
     ]
     stderr_path = os.path.join(workdir, "gdb.err")
+    status_path = str(params["status"])
     with open(stderr_path, "wb") as errors, open(os.devnull, "wb") as devnull:
         # A session of its own: a Ctrl-C meant for lockwatch must not reach gdb in the middle of a call.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=devnull, stderr=errors,
@@ -251,7 +252,7 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
     while process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     if process.poll() is None:
-        status = _load_json(params["status"]) or {}
+        status = _load_json(status_path) or {}
         if status.get("phase") == "injecting":
             # In the middle of PyGILState_Ensure: gdb must finish the call (abandoning it would
             # leave the thread in a half-taken GIL wait). It detaches by itself when the GIL comes.
@@ -264,7 +265,7 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    status = _load_json(params["status"]) or {}
+    status = _load_json(status_path) or {}
     stderr = _read(stderr_path) or ""
     return GdbRun(status=status, stderr=stderr, workdir=workdir, left_running=left_running)
 
@@ -769,8 +770,10 @@ def _walk_scope(scope: ast.AST) -> list[ast.AST]:
 
 def _contains(node: ast.AST, line: int) -> bool:
     start = getattr(node, "lineno", None)
+    if start is None:
+        return False
     end = getattr(node, "end_lineno", None) or start
-    return start is not None and start <= line <= end
+    return bool(start <= line <= end)
 
 
 def _walk_body(body: list[ast.stmt], line: int, source: str, held: dict[tuple[int, str], str],

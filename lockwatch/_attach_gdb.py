@@ -26,10 +26,13 @@ Steps, each leaving the target as it was:
    registers; the interrupted system call restarts).
 """
 
+# mypy: ignore-errors
+# (runs in gdb's own Python, whatever its version, against the `gdb` module, which has no stubs)
+
 import json
 import os
 
-import gdb  # type: ignore[import-not-found]  # only inside gdb
+import gdb  # only inside gdb
 
 # C functions in which a thread is blocked acquiring a Python lock; ``self`` is the lock.
 ACQUIRE_FUNCTIONS = {"lock_PyThread_acquire_lock": "lock", "rlock_acquire": "rlock"}

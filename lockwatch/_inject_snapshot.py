@@ -28,6 +28,8 @@ with the real ``ast``, outside the target. Per lock object: its kind and state
 
 # Every broad `except` here is on purpose: nothing may escape into the target process.
 # ruff: noqa: BLE001
+# mypy: ignore-errors
+# (it runs in the target, on Python 3.10-3.13, and is written for that, not for a type checker)
 
 import sys
 
@@ -157,6 +159,10 @@ def _split_expression(text):
                 key = literal[1:-1]
             elif literal.lstrip("-").isdigit():
                 key = int(literal)
+            elif literal.isidentifier():  # locks[name]: the name's value, if it is a str or int
+                parts.append(("[name]", literal))
+                index = close + 1
+                continue
             else:
                 return None
             parts.append(("[]", key))
@@ -185,7 +191,20 @@ def _evaluate(frame, parts, frame_locals):
         else:
             return False, "name " + root + " not found", None
     values = [value]
-    for kind, key in parts[1:]:
+    parts = list(parts)
+    for index in range(1, len(parts)):
+        kind, key = parts[index]
+        if kind == "[name]":
+            if frame_locals is not None and key in frame_locals:
+                key = frame_locals[key]
+            elif key in globals_:
+                key = globals_[key]
+            else:
+                return False, "name " + parts[index][1] + " not found", None
+            if type(key) not in (str, int):
+                return False, "subscript by a " + _type_name(key) + " (not evaluated)", None
+            kind = "[]"
+            parts[index] = (kind, key)
         if kind == ".":
             ok, value = _attribute(value, key)
         else:
