@@ -255,8 +255,11 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
         status = _load_json(status_path) or {}
         if status.get("phase") == "injecting":
             # In the middle of PyGILState_Ensure: gdb must finish the call (abandoning it would
-            # leave the thread in a half-taken GIL wait). It detaches by itself when the GIL comes.
+            # leave the thread in a half-taken GIL wait). It detaches by itself when the GIL comes,
+            # and then removes the work directory.
             left_running = process.pid
+            with open(os.path.join(workdir, "abandoned"), "w", encoding="utf-8"):
+                pass
         else:
             # Before any call was made: gdb detaches when told to quit.
             process.send_signal(signal.SIGTERM)

@@ -56,13 +56,17 @@ def _value(expression):
 
 
 def _syscall(pid, lwp):
-    """The system call a thread is in ("202" = futex on x86-64), "running", or None."""
+    """The number of the system call a stopped thread is in ("202" = futex on x86-64), else None.
+
+    /proc says "-1" for a thread stopped outside any system call (running code), "running" for
+    one that runs (not the case while gdb holds the process).
+    """
     try:
         with open(f"/proc/{pid}/task/{lwp}/syscall") as handle:
             field = handle.read().split()
     except OSError:
         return None
-    return field[0] if field else None
+    return field[0] if field and field[0].isdigit() else None
 
 
 def _native_stack(thread):
@@ -165,11 +169,8 @@ def main():
     _write(status_path, status)
 
     holders = [t for t in threads if t.get("gil") == 1]
-    blocked_holders = [t for t in holders if t["syscall"] not in (None, "running")]
-    candidates = [
-        t for t in threads
-        if t.get("tstate") and t.get("gil") == 0 and t["syscall"] not in (None, "running")
-    ]
+    blocked_holders = [t for t in holders if t["syscall"] is not None]
+    candidates = [t for t in threads if t.get("tstate") and t.get("gil") == 0 and t["syscall"] is not None]
     # Best: a thread blocked in a Python lock wait; then any thread waiting in a futex; then the rest.
     candidates.sort(key=lambda t: (not t["lock_wait"], t["syscall"] != "202", t["num"]))
     if blocked_holders:
@@ -234,4 +235,14 @@ finally:
     try:
         gdb.execute("detach")
     except gdb.error:
+        pass
+    # lockwatch gave up waiting and left us to finish: nobody will read the work directory.
+    try:
+        _params = json.load(open(os.environ["LOCKWATCH_ATTACH"]))
+        _workdir = os.path.dirname(_params["status"])
+        if os.path.exists(os.path.join(_workdir, "abandoned")):
+            import shutil
+
+            shutil.rmtree(_workdir, ignore_errors=True)
+    except (OSError, ValueError, KeyError):
         pass

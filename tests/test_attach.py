@@ -549,3 +549,44 @@ def test_routine_reads_locks_without_running_user_code(tmp_path: Path) -> None:
     rlock = data["objects"][str(by_expr["plain"]["object"])]
     assert rlock == {"kind": "RLock", "impl": "_thread.RLock", "locked": True, "owner": entry["id"], "count": 1,
                      "exact": True, "type": "RLock"}
+
+
+@pytest.mark.timeout(120)
+def test_gil_kept_by_running_c_code_leaves_gdb_to_finish_and_the_process_runs_on(spawn: Spawn, tmp_path: Path) -> None:
+    # sum() over a range is one C loop that never lets the GIL go: the injected call waits for it.
+    # lockwatch must not abandon that call; gdb finishes it in the background and detaches.
+    process = spawn('''
+        import time
+        started = time.perf_counter()
+        sum(range(2_000_000))
+        size = int(2_000_000 * 3.0 / max(time.perf_counter() - started, 1e-6))  # about 3 s of C loop
+        def spin():
+            print("ready", flush=True)
+            sum(range(size))
+            print("spin done", flush=True)
+        spinner = threading.Thread(target=spin, name="spinner")
+        spinner.start()
+        spinner.join()
+        print("main done", flush=True)
+    ''')
+    result = _dump(process.pid, "--dump-dir", str(tmp_path / "dumps"), "--timeout", "1")
+    assert result.returncode == 0, result.stderr
+    assert "stays attached in the background" in result.stderr, result.stderr
+    gdb_pid = int(result.stderr.split("gdb (pid ")[1].split(")")[0])
+    # Meanwhile the process runs: no thread is in a tracing stop.
+    if process.poll() is None:
+        states = set()
+        for task in os.listdir(f"/proc/{process.pid}/task"):
+            try:
+                with open(f"/proc/{process.pid}/task/{task}/status", encoding="utf-8") as handle:
+                    states |= {line.split()[1] for line in handle if line.startswith("State:")}
+            except OSError:
+                continue
+        assert not states & {"t", "T"}, states
+    assert process.stdout is not None
+    rest = process.communicate(timeout=90)[0]
+    assert rest.splitlines() == ["spin done", "main done"] and process.returncode == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{gdb_pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{gdb_pid}") or _state(gdb_pid) == "Z"
