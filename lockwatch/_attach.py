@@ -42,8 +42,11 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 _GDB_SCRIPT = os.path.join(_PACKAGE, "_attach_gdb.py")
 _ROUTINE = os.path.join(_PACKAGE, "_inject_snapshot.py")
 
-# Seconds gdb gets to detach after SIGTERM when it is stopped before injecting.
+# Seconds gdb gets to stop after being asked to, before it is left to finish in the background.
 _TERM_GRACE = 5.0
+# Seconds gdb may take to attach and look at the threads (loading symbols on a busy machine),
+# whatever --timeout says: --timeout is how long the snapshot may wait for the GIL.
+_ATTACH_BUDGET = 30.0
 # Seconds py-spy gets for a stacks-only fallback.
 _PY_SPY_TIMEOUT = 10.0
 
@@ -212,6 +215,7 @@ class GdbRun:
     stderr: str
     workdir: str
     left_running: int | None = None  # pid of a gdb still attached, waiting for the GIL
+    timed_out: bool = False  # lockwatch stopped waiting for gdb
 
 
 def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -> GdbRun:
@@ -247,30 +251,59 @@ def run_gdb(pid: int, *, inject: bool, timeout: float, gdb: str | None = None) -
         # A session of its own: a Ctrl-C meant for lockwatch must not reach gdb in the middle of a call.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=devnull, stderr=errors,
                                    env=environment, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    left_running = None
-    while process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if process.poll() is None:
-        status = _load_json(status_path) or {}
-        if status.get("phase") == "injecting":
-            # In the middle of PyGILState_Ensure: gdb must finish the call (abandoning it would
-            # leave the thread in a half-taken GIL wait). It detaches by itself when the GIL comes,
-            # and then removes the work directory.
-            left_running = process.pid
-            with open(os.path.join(workdir, "abandoned"), "w", encoding="utf-8"):
-                pass
-        else:
-            # Before any call was made: gdb detaches when told to quit.
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(_TERM_GRACE)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    left_running, timed_out = _wait_for_gdb(process, workdir, status_path, timeout)
     status = _load_json(status_path) or {}
     stderr = _read(stderr_path) or ""
-    return GdbRun(status=status, stderr=stderr, workdir=workdir, left_running=left_running)
+    return GdbRun(status=status, stderr=stderr, workdir=workdir, left_running=left_running, timed_out=timed_out)
+
+
+def _wait_for_gdb(process: subprocess.Popen[bytes], workdir: str, status_path: str,
+                  timeout: float) -> tuple[int | None, bool]:
+    """Wait for gdb to finish: (gdb's pid if it is left to finish in the background, whether time ran out).
+
+    gdb is never killed while a call it made into the target may be in flight: a
+    call cut short leaves the target's thread inside the called function, with a
+    return address gdb no longer guards. Instead lockwatch asks the script to stop
+    (the ``cancel`` file), which it checks between its calls; only a gdb whose
+    script never started is killed (it made no call).
+    """
+    started = time.monotonic()
+    injecting_since: float | None = None
+    while process.poll() is None:
+        now = time.monotonic()
+        if injecting_since is None and (_load_json(status_path) or {}).get("phase") == "injecting":
+            injecting_since = now
+        if injecting_since is not None and now - injecting_since >= timeout:
+            break
+        if injecting_since is None and now - started >= max(timeout, _ATTACH_BUDGET):
+            break
+        time.sleep(0.02)
+    if process.poll() is not None:
+        return None, False
+    with open(os.path.join(workdir, "cancel"), "w", encoding="utf-8"):
+        pass
+    status = _load_json(status_path) or {}
+    if not status:
+        # The script has not started (gdb is still attaching or loading symbols): no call was
+        # made, and a script starting now sees the cancel file and makes none.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_TERM_GRACE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return None, True
+    if status.get("phase") != "injecting":
+        try:
+            process.wait(_TERM_GRACE)  # the script stops at its next step
+            return None, True
+        except subprocess.TimeoutExpired:
+            pass
+    # In PyGILState_Ensure (or slow between steps): gdb finishes by itself, detaches, and then
+    # removes the work directory.
+    with open(os.path.join(workdir, "abandoned"), "w", encoding="utf-8"):
+        pass
+    return process.pid, True
 
 
 def _target_uid(pid: int) -> int | None:
@@ -325,6 +358,9 @@ def _report_from_run(target: Target, run: GdbRun) -> Report:
     status = run.status
     outcome = status.get("outcome")
     if not status:
+        if run.timed_out:
+            raise AttachError(f"gdb did not get to attach to process {pid} within {_ATTACH_BUDGET:g} s "
+                              f"(a very busy machine, or symbols loading slowly); try again")
         raise _gdb_failure(pid, run)
     if outcome == "no-python-api":
         if target.version is not None:
@@ -355,12 +391,12 @@ def _report_from_run(target: Target, run: GdbRun) -> Report:
             f"running Python code now would wait for it forever, so nothing was injected"))
     if outcome == "no-safe-thread":
         return stacks_only(target, status, (
-            "no thread waits in a system call with the GIL released (every thread is busy running code), "
-            "so there is no safe place to run the snapshot routine"))
+            "no thread is blocked in a Python lock wait, the one place where lockwatch runs its snapshot "
+            "routine (there the thread holds neither the GIL nor any C-level lock)"))
     if outcome == "gdb-error":
         return stacks_only(target, status, f"gdb failed: {status.get('error')}")
-    if status.get("phase") in ("attached", "probed"):
-        return stacks_only(target, status, "gdb did not finish looking at the threads within the timeout")
+    if outcome == "cancelled" or status.get("phase") in ("attached", "probed"):
+        return stacks_only(target, status, "gdb did not finish looking at the threads in time")
     raise _gdb_failure(pid, run)
 
 
@@ -631,7 +667,8 @@ def _analyse_thread(entry: dict[str, Any], locks: _Locks, native: dict[str, Any]
             break
     waiting: int | None = None
     waiting_how: str | None = None
-    in_acquire = native is None or bool(native.get("lock_wait"))
+    # gdb's word on whether the thread sits in a lock wait; without it (no native frames) the line decides.
+    in_acquire = native is None or native.get("lock_wait") is None or bool(native.get("lock_wait"))
     native_address = entry.get("native_lock")
     if waiting_in is None and native_address and locks.resolve(native_address) is not None:
         waiting = native_address

@@ -36,11 +36,16 @@ import gdb  # only inside gdb
 
 # C functions in which a thread is blocked acquiring a Python lock; ``self`` is the lock.
 ACQUIRE_FUNCTIONS = {"lock_PyThread_acquire_lock": "lock", "rlock_acquire": "rlock"}
-# Native frames that show a Python-level lock wait (3.10-3.12 semaphores, 3.13 parking lot).
-LOCK_WAIT_FUNCTIONS = (
-    "PyThread_acquire_lock_timed", "lock_PyThread_acquire_lock", "rlock_acquire", "acquire_timed",
-    "_PyMutex_LockTimed", "_PySemaphore_Wait", "_PyParkingLot_Park",
-)
+# The functions a Python lock wait sleeps in (3.10-3.12: a semaphore in PyThread_acquire_lock_timed;
+# 3.13: the parking lot's semaphore). A thread whose innermost frames reach one of these through
+# libc's semaphore/futex frames only is blocked in a lock wait with the GIL released.
+LOCK_WAIT_CALLERS = ("PyThread_acquire_lock_timed", "_PySemaphore_PlatformWait", "_PySemaphore_Wait")
+# Frames that make a thread unsafe to run code on: waiting for the GIL (a condition variable: the
+# thread is registered as its waiter, and a nested wait by the same thread can deadlock glibc's
+# condvar), or inside a mutex or the allocator (our code would need the same lock).
+UNSAFE_MARKS = ("take_gil", "drop_gil", "RestoreThread", "AcquireThread", "GILState", "pthread_cond",
+                "pthread_mutex", "lll_lock", "malloc", "_int_free", "__libc_free", "realloc", "calloc")
+_LOOK_DEEP = 12
 _MAX_NATIVE_FRAMES = 40
 
 
@@ -97,6 +102,18 @@ def _native_stack(thread):
     return names, lock_address, lock_kind
 
 
+def _lock_wait(names):
+    """True: blocked in a Python lock wait, safe to borrow; False: not (or unsafe); None: cannot tell."""
+    known = False
+    for name in names[:_LOOK_DEEP]:
+        if name in LOCK_WAIT_CALLERS:
+            return True
+        if any(mark in name for mark in UNSAFE_MARKS):
+            return False
+        known = known or (name != "??" and not name.startswith(("__", "do_futex", "futex", "sem_", "syscall")))
+    return False if known else None
+
+
 def _probe_thread(pid, thread):
     names, lock_address, lock_kind = _native_stack(thread)
     info = {
@@ -107,7 +124,7 @@ def _probe_thread(pid, thread):
         "lock_address": lock_address,
         "lock_kind": lock_kind,
         "syscall": _syscall(pid, thread.ptid[1]),
-        "lock_wait": any(name in LOCK_WAIT_FUNCTIONS for name in names),
+        "lock_wait": _lock_wait(names),
     }
     try:
         info["tstate"] = _value("(long)PyGILState_GetThisThreadState()")
@@ -143,9 +160,20 @@ def _bootstrap(routine, out, native):
     return "\n".join(lines).encode("utf-8") + b"\0"
 
 
+class Cancelled(Exception):
+    """lockwatch stopped waiting: detach now, between two calls."""
+
+
 def main():
     params = json.load(open(os.environ["LOCKWATCH_ATTACH"]))
     status_path = params["status"]
+    cancel_path = os.path.join(os.path.dirname(status_path), "cancel")
+
+    def checkpoint():
+        if os.path.exists(cancel_path):
+            raise Cancelled()
+
+    checkpoint()
     status = {"phase": "attached"}
     _write(status_path, status)
     inferior = gdb.selected_inferior()
@@ -164,15 +192,18 @@ def main():
 
     # 1. Look, with every other thread kept stopped during the little calls made.
     gdb.execute("set scheduler-locking on")
-    threads = [_probe_thread(pid, thread) for thread in sorted(inferior.threads(), key=lambda t: t.num)]
+    threads = []
+    for thread in sorted(inferior.threads(), key=lambda t: t.num):
+        checkpoint()
+        threads.append(_probe_thread(pid, thread))
     status.update(phase="probed", threads=threads)
     _write(status_path, status)
 
     holders = [t for t in threads if t.get("gil") == 1]
     blocked_holders = [t for t in holders if t["syscall"] is not None]
-    candidates = [t for t in threads if t.get("tstate") and t.get("gil") == 0 and t["syscall"] is not None]
-    # Best: a thread blocked in a Python lock wait; then any thread waiting in a futex; then the rest.
-    candidates.sort(key=lambda t: (not t["lock_wait"], t["syscall"] != "202", t["num"]))
+    # Only a thread blocked in a Python lock wait, with the GIL released, runs our code: see UNSAFE_MARKS.
+    candidates = [t for t in threads
+                  if t.get("tstate") and t.get("gil") == 0 and t["syscall"] is not None and t["lock_wait"] is True]
     if blocked_holders:
         status.update(phase="done", outcome="gil-held", holder=blocked_holders[0])
         _write(status_path, status)
@@ -189,6 +220,7 @@ def main():
     for thread in inferior.threads():
         if thread.num == chosen["num"]:
             thread.switch()
+    checkpoint()
     major, minor, text = _python_version()
     status.update(version=[major, minor])
     if (major, minor) < (3, 10) or (major, minor) > (3, 13):
@@ -199,6 +231,7 @@ def main():
     # 3. Inject. From here on, other threads run while the call runs (the GIL holder must let go).
     native = {t["ident"]: t["lock_address"] for t in threads if t.get("lock_address") and t.get("ident")}
     source = _bootstrap(params["routine"], params["out"], native)
+    checkpoint()
     gdb.execute("set scheduler-locking off")
     gdb.execute("set unwindonsignal on")
     status.update(phase="injecting", thread=chosen["num"], lwp=chosen["lwp"])
@@ -219,6 +252,18 @@ def main():
 
 try:
     main()
+except Cancelled:
+    try:
+        _path = json.load(open(os.environ["LOCKWATCH_ATTACH"]))["status"]
+        _previous = {}
+        try:
+            _previous = json.load(open(_path))
+        except (OSError, ValueError):
+            pass
+        _previous.update(phase="done", outcome="cancelled")
+        _write(_path, _previous)
+    except (OSError, ValueError, KeyError):
+        pass
 except Exception as exc:  # noqa: BLE001 - reported to lockwatch through the status file
     try:
         path = json.load(open(os.environ["LOCKWATCH_ATTACH"]))["status"]

@@ -213,7 +213,9 @@ def spawn(tmp_path: Path, ptrace_allowed: None) -> Iterator[Spawn]:
     """Start a deadlocking program with plain python, wait for its "ready"; kill it at the end."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(body: str, python: str = sys.executable, name: str = "app.py", wait: bool = True) -> subprocess.Popen[str]:
+    def start(body: str, python: str = "", name: str = "app.py", wait: bool = True) -> subprocess.Popen[str]:
+        # LOCKWATCH_TEST_TARGET_PYTHON runs every target under another interpreter (a version matrix by hand).
+        python = python or os.environ.get("LOCKWATCH_TEST_TARGET_PYTHON") or sys.executable
         script = tmp_path / name
         script.write_text(PRELUDE + textwrap.dedent(body), encoding="utf-8")
         process = subprocess.Popen([python, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -487,6 +489,23 @@ def test_gil_held_by_c_code_falls_back_to_stacks(spawn: Spawn, tmp_path: Path) -
     assert process.poll() is None and _state(process.pid) not in ("t", "T")
 
 
+def _wait_for_cpu(pid: int, seconds: float, timeout: float = 30.0) -> None:
+    """Wait until one thread of the process has used ``seconds`` of CPU time (it is in its busy loop)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat", encoding="utf-8") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if (int(fields[11]) + int(fields[12])) / tick >= seconds:  # utime + stime
+                return
+        time.sleep(0.02)
+    pytest.fail("no thread of the target got busy")
+
+
 def _wait_for_syscall(pid: int, numbers: set[str], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -556,20 +575,32 @@ def test_gil_kept_by_running_c_code_leaves_gdb_to_finish_and_the_process_runs_on
     # sum() over a range is one C loop that never lets the GIL go: the injected call waits for it.
     # lockwatch must not abandon that call; gdb finishes it in the background and detaches.
     process = spawn('''
-        import time
-        started = time.perf_counter()
-        sum(range(2_000_000))
-        size = int(2_000_000 * 3.0 / max(time.perf_counter() - started, 1e-6))  # about 3 s of C loop
+        import itertools
+        # A thread blocked in a lock wait: where lockwatch may run its routine (never in a GIL wait).
+        gate = threading.Lock()
+        gate.acquire()
+        def waiter():
+            with gate:  # waiter-blocks
+                pass
+        blocked = threading.Thread(target=waiter, name="waiter")
+        blocked.start()
+        while not _blocked(blocked, _line("waiter-blocks")):
+            time.sleep(0.01)
+        started = time.thread_time()  # CPU time: a busy machine does not shorten the loop below
+        sum(itertools.repeat(1, 2_000_000))
+        size = int(2_000_000 * 4.0 / max(time.thread_time() - started, 1e-6))  # about 4 s of CPU in C
         def spin():
             print("ready", flush=True)
-            sum(range(size))
+            sum(itertools.repeat(1, size))  # small ints only: the fast C loop all the way
             print("spin done", flush=True)
         spinner = threading.Thread(target=spin, name="spinner")
         spinner.start()
         spinner.join()
         print("main done", flush=True)
+        gate.release()
     ''')
-    result = _dump(process.pid, "--dump-dir", str(tmp_path / "dumps"), "--timeout", "1")
+    _wait_for_cpu(process.pid, 0.3)  # the spinner is inside sum(), holding the GIL
+    result = _dump(process.pid, "--dump-dir", str(tmp_path / "dumps"), "--timeout", "0.5")
     assert result.returncode == 0, result.stderr
     assert "stays attached in the background" in result.stderr, result.stderr
     gdb_pid = int(result.stderr.split("gdb (pid ")[1].split(")")[0])
@@ -584,7 +615,15 @@ def test_gil_kept_by_running_c_code_leaves_gdb_to_finish_and_the_process_runs_on
                 continue
         assert not states & {"t", "T"}, states
     assert process.stdout is not None
-    rest = process.communicate(timeout=90)[0]
+    try:
+        rest = process.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired:
+        spy = _attach._py_spy()
+        stacks = subprocess.run([spy, "dump", "--pid", str(process.pid), "--nonblocking"], capture_output=True,
+                                text=True, timeout=30, check=False).stdout if spy else "(no py-spy)"
+        with open(f"/proc/{process.pid}/status", encoding="utf-8") as handle:
+            tracer = [line.strip() for line in handle if line.startswith("TracerPid")]
+        pytest.fail(f"the target did not finish: {tracer}, gdb alive: {os.path.exists(f'/proc/{gdb_pid}')}\n{stacks}")
     assert rest.splitlines() == ["spin done", "main done"] and process.returncode == 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and os.path.exists(f"/proc/{gdb_pid}"):
