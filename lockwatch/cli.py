@@ -425,7 +425,7 @@ def show(dump: str) -> None:
                    "process running under lockwatch (by signal), never attach. Default: signal if it runs "
                    "lockwatch, else attach.")
 @click.option("--timeout", metavar="S", type=float, default=DUMP_TIMEOUT, show_default=True,
-              help="Seconds to wait for the snapshot.")
+              help="Seconds to wait for the snapshot (attach mode: for the GIL, once gdb has attached).")
 @click.option("--show", "show_report", is_flag=True, help="Also print the snapshot as a text report.")
 def dump_command(pid: int, dump_dir: str | None, attach: bool | None, timeout: float, show_report: bool) -> None:
     """Snapshot a live Python process, and print the dump's path.
