@@ -294,6 +294,10 @@ def _dump_and_load(pid: int, tmp_path: Path, *extra: str) -> tuple[Report, str]:
 
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     _validate(data, schema, schema)
+    # The picture beside it marks what was inferred, like the text.
+    dot = Path(path[: -len(".json")] + ".dot").read_text(encoding="utf-8")
+    if any(thread["inferred"] for thread in data["threads"]):
+        assert 'label="held by (inferred)"' in dot
     return load_dump(path), result.stdout
 
 
@@ -561,7 +565,7 @@ def test_routine_reads_locks_without_running_user_code(tmp_path: Path) -> None:
         done.set()
         worker.join(30)
     assert calls == []
-    entry = next(t for t in data["threads"] if t["name"] == "holder")
+    entry = next(t for t in data["threads"] if t["id"] == worker.ident)  # other tests may leave a "holder"
     frame = next(f for f in entry["stack"] if f["function"] == "holder")
     by_expr = {item["expr"]: item for item in frame["locks"]}
     assert "property" in by_expr["sneaky.lock"]["why"]
