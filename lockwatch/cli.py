@@ -469,11 +469,11 @@ def dump_command(pid: int, dump_dir: str | None, attach: bool | None, timeout: f
             f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS
         ) from None
     registration = _signals.registration_path(pid)
-    registered = os.path.exists(registration) and _signals.SNAPSHOT_SIGNAL is not None
-    if attach or (attach is None and not registered):
+    registered = _registry_read(_signals.read_json, registration) if _signals.SNAPSHOT_SIGNAL is not None else None
+    if attach or (attach is None and registered is None):
         path = _attach_dump(pid, directory, timeout)
     else:
-        if not registered:
+        if registered is None:
             raise CliError(
                 f"process {pid} is not running under lockwatch (no {registration}); drop --no-attach to attach "
                 f"to it with gdb, or start it with `lockwatch run SCRIPT` (without --no-signal)",
@@ -482,7 +482,7 @@ def dump_command(pid: int, dump_dir: str | None, attach: bool | None, timeout: f
         if directory is not None:
             click.echo(f"lockwatch: --dump-dir is ignored: process {pid} writes its snapshot to its own dump "
                        f"directory (use --attach to write one into {directory})", err=True)
-        path = _signal_dump(pid, registration, timeout)
+        path = _signal_dump(pid, registration, registered, timeout)
     click.echo(path)
     if show_report:
         from lockwatch import _text
@@ -516,13 +516,13 @@ def _error_note(message: str) -> None:
     click.echo(f"lockwatch: {message}", err=True)
 
 
-def _signal_dump(pid: int, registration: str, timeout: float) -> str:
+def _signal_dump(pid: int, registration: str, registered: dict[str, Any], timeout: float) -> str:
     """Ask a process running under lockwatch for a snapshot (SIGUSR1); returns the JSON path it wrote."""
     from lockwatch import _signals
 
     signal_number = _signals.SNAPSHOT_SIGNAL
     assert signal_number is not None
-    _check_not_reused(pid, registration)
+    _check_not_reused(pid, registration, registered)
     last = _signals.last_snapshot_path(pid)
     before = _file_state(last)
     try:
@@ -534,7 +534,7 @@ def _signal_dump(pid: int, registration: str, timeout: float) -> str:
     return _wait_for_snapshot(pid, signal_number, last, before, timeout)
 
 
-def _check_not_reused(pid: int, registration: str) -> None:
+def _check_not_reused(pid: int, registration: str, contents: dict[str, Any]) -> None:
     """Refuse to signal a process that only reuses the pid of a registered one that died.
 
     SIGUSR1 ends a process that does not handle it: the start time in the
@@ -542,11 +542,7 @@ def _check_not_reused(pid: int, registration: str) -> None:
     """
     from lockwatch import _signals
 
-    try:
-        with open(registration, encoding="utf-8") as handle:
-            registered = json.load(handle).get("start_ticks")
-    except (OSError, ValueError, AttributeError):
-        registered = None
+    registered = contents.get("start_ticks")
     current = _signals.process_start_ticks(pid)
     if isinstance(registered, int) and current is not None and registered != current:
         raise CliError(
@@ -556,12 +552,21 @@ def _check_not_reused(pid: int, registration: str) -> None:
         )
 
 
-def _file_state(path: str) -> tuple[float, bytes] | None:
+def _registry_read(read: Any, path: str) -> Any:
+    """Read a file of the registry directory; an unsafe directory or planted file is a one-line error."""
+    from lockwatch import _signals
+
     try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()).st_mtime_ns, handle.read()
-    except OSError:
-        return None
+        return read(path)
+    except _signals.RegistryError as exc:
+        raise CliError(str(exc), EXIT_PROCESS) from None
+
+
+def _file_state(path: str) -> bytes | None:
+    """The .last file's contents (they change with every snapshot: they hold its path and time)."""
+    from lockwatch import _signals
+
+    return _registry_read(_signals.read_file, path)
 
 
 # Ask again this often while no snapshot came: a request is idempotent, and a
@@ -571,7 +576,7 @@ _DUMP_RESEND = 3.0
 
 
 def _wait_for_snapshot(
-    pid: int, signal_number: int, last: str, before: tuple[float, bytes] | None, timeout: float
+    pid: int, signal_number: int, last: str, before: bytes | None, timeout: float
 ) -> str:
     deadline = time.monotonic() + timeout
     resend_at = time.monotonic() + _DUMP_RESEND
@@ -579,7 +584,7 @@ def _wait_for_snapshot(
         state = _file_state(last)
         if state is not None and state != before:
             try:
-                path = json.loads(state[1].decode("utf-8"))["path"]
+                path = json.loads(state.decode("utf-8"))["path"]
             except (ValueError, KeyError, TypeError):
                 path = None
             if isinstance(path, str) and os.path.exists(path):
