@@ -18,6 +18,7 @@ What is learned, and why it stays small:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -323,7 +324,8 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
             carrier.report = _first_reports.get(finding.key)
     if refuse:
         raise carrier
-    return carrier  # type: ignore[no-any-return]
+    warning: LockOrderWarning = carrier
+    return warning
 
 
 def _thread_token(state: ThreadState) -> int:
@@ -452,7 +454,7 @@ def _reorder(u: int, v: int) -> None:
         return
     nodes = sorted(backward, key=_inst_order.__getitem__) + sorted(forward, key=_inst_order.__getitem__)
     positions = sorted(_inst_order[n] for n in nodes)
-    for node, position in zip(nodes, positions):
+    for node, position in zip(nodes, positions, strict=False):
         _inst_order[node] = position
 
 
@@ -487,7 +489,11 @@ def _track(serial: int, lock: Any) -> None:
     if serial not in _tracked:
         # The callback may run inside any allocation, even under _graph_lock:
         # it only appends (atomic); the checker drains the list.
-        _tracked[serial] = weakref.ref(lock, lambda _ref, serial=serial: _dead.append(serial))
+        _tracked[serial] = weakref.ref(lock, functools.partial(_died, serial))
+
+
+def _died(serial: int, _ref: Any) -> None:
+    _dead.append(serial)
 
 
 def _drain_dead() -> None:
@@ -532,7 +538,7 @@ def _instance_cycle(candidate: _Edge, existing: _Edge | None) -> Finding | None:
         return [other for other in _inst_succ.get(node, {}) if other in inside]
 
     for path in _paths(v, u, successors):
-        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:])] + [candidate]
+        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:], strict=False)] + [candidate]
         if _reportable(edges, [set(edge.gates) for edge in edges]):
             aliases = (_code_key(edges),)
             return Finding(("instance", _canonical(path)), edges, aliases=aliases)
@@ -549,7 +555,7 @@ def _class_cycle(candidate: _Edge, gate_classes: frozenset[LockClass]) -> Findin
                 if not other.signal and not _suppressed(edge.first)]
 
     for path in _paths(to_cls, from_cls, successors):
-        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:])]
+        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:], strict=False)]
         edges = [edge.first for edge in class_edges] + [candidate]
         gate_sets = [set(edge.gates) for edge in class_edges] + [set(gates)]
         if _reportable(edges, gate_sets):
@@ -664,7 +670,7 @@ def _acquire_stack() -> tuple[RawFrame, ...]:
     frame: Any = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
         frame = frame.f_back
-    frames = []
+    frames: list[RawFrame] = []
     while frame is not None and len(frames) < STACK_LIMIT:
         code = frame.f_code
         frames.append((code.co_filename, frame.f_lineno, code.co_name))
@@ -770,10 +776,10 @@ def build_report(finding: Finding) -> Report:
     summary = _summary(edges, finding.rule, single)
     report = _snapshot.take("lock-order", summary=summary)
     known = {info.id for info in report.locks}
-    final_labels = {}
-    for edge in edges:
-        final_labels[edge.from_] = edge.from_label
-        final_labels[edge.to] = edge.to_label
+    final_labels: dict[str, str | None] = {}
+    for order_edge in edges:
+        final_labels[order_edge.from_] = order_edge.from_label
+        final_labels[order_edge.to] = order_edge.to_label
     extra = []
     for serial, lock in sorted(live.items()):
         if lock.id in known:

@@ -20,8 +20,9 @@ import traceback
 import types
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident, start_new_thread
+from collections.abc import Callable
 from time import monotonic, sleep
-from typing import Any, Callable
+from typing import Any
 
 from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
@@ -71,7 +72,7 @@ def _say_once(key: str, message: str) -> None:
     try:
         sys.stderr.write(f"lockwatch: {message}\n")
         sys.stderr.flush()
-    except Exception:  # stderr closed or broken: nothing sensible left to do
+    except Exception:  # noqa: BLE001  (stderr closed or broken: nothing sensible left to do)
         pass
 
 
