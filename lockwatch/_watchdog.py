@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
-import inspect
+import linecache
 import os
 import sys
 import threading
@@ -47,13 +47,17 @@ def _untimed_condition_wait_lines() -> frozenset[int] | None:
     """Lines of Condition.wait that block without a timeout (``waiter.acquire()``).
 
     A timed Condition wait (``Event.wait(1.0)`` in a polling loop) ends by itself
-    and is no hang; where the source cannot be read, every wait counts.
+    and is no hang; where the source cannot be read, every wait counts. Read
+    with linecache and the code's own line table (``inspect`` costs start-up time).
     """
+    code = threading.Condition.wait.__code__
     try:
-        lines, start = inspect.getsourcelines(threading.Condition.wait)
-    except (OSError, TypeError):  # pragma: no cover - stdlib source missing
+        lines = {line for _start, _end, line in code.co_lines() if line}
+        found = frozenset(
+            line for line in lines if linecache.getline(code.co_filename, line).strip() == "waiter.acquire()"
+        )
+    except Exception:  # noqa: BLE001  (pragma: no cover - stdlib source missing)
         return None
-    found = frozenset(start + index for index, line in enumerate(lines) if line.strip() == "waiter.acquire()")
     return found or None
 
 
