@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
