@@ -198,8 +198,10 @@ def apply(config: Config, values: Mapping[str, Any], source: str) -> Config:
     return config.replace(**changes)
 
 
-#: ``LOCKWATCH_*`` variables that are not settings but are read elsewhere (the pure-Python core switch).
-OTHER_ENVIRONMENT = {"LOCKWATCH_PURE"}
+#: ``LOCKWATCH_*`` variables that are not settings but are read elsewhere: the pure-Python core
+#: switch, ``lockwatch dump``'s gdb and attach hand-over, children under ``run --children``, and
+#: the tests' switch that rewrites golden files. Other modules may add theirs.
+OTHER_ENVIRONMENT = {"LOCKWATCH_PURE", "LOCKWATCH_GDB", "LOCKWATCH_ATTACH", "LOCKWATCH_CHILDREN", "LOCKWATCH_REGEN_GOLDEN"}
 
 # Unknown variables already warned about (once per process each).
 _warned_environment: set[str] = set()
