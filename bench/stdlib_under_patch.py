@@ -285,7 +285,7 @@ def print_table(comparisons: list[Comparison]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", action="append", choices=SUITES, help="a suite to run (repeatable; default: all)")
-    parser.add_argument("--jobs", type=int, default=1, help="suites compared at the same time (default 1: wall times are fairest)")
+    parser.add_argument("--jobs", type=int, default=1, help="suites compared at once (default 1: fairest wall times)")
     parser.add_argument("--timeout", type=float, default=420.0, help="seconds each suite run may take before it is killed")
     parser.add_argument("--test-timeout", type=float, default=120.0, help="regrtest's per-test timeout (seconds)")
     options = parser.parse_args(argv)
