@@ -239,6 +239,7 @@ def child(seconds: float, thread_count: int, seed: int, on_deadlock: str, dump_d
             else:
                 lock.release()
     holding = [f"{t.name} holds {list(t.holding)}" for t in lockwatch.snapshot().threads if t.holding]
+    time.sleep(1.0)                          # a late report (published by lockwatch's thread) still counts
     false_reports = [r for r in reports if r[0] != "snapshot"]
     false_warnings = list(caught_warnings)
 
@@ -264,7 +265,12 @@ def child(seconds: float, thread_count: int, seed: int, on_deadlock: str, dump_d
         thread.start()
     for thread in pair:
         thread.join(10)
-    inversion_reported = any(kind == "lock-order" for kind, _ in reports[reports_before_inversion:])
+    deadline = time.monotonic() + 10         # reports are published by lockwatch's own thread
+    while time.monotonic() < deadline:
+        inversion_reported = any(kind == "lock-order" for kind, _ in reports[reports_before_inversion:])
+        if inversion_reported:
+            break
+        time.sleep(0.05)
     print(json.dumps({
         "counts": counts,
         "threads": thread_count,

@@ -267,13 +267,24 @@ def test_wait_for_job():
 # --- readers-writer lock: the last reader releases the lock the first reader took ---------------
 
 
+def lock_factory(tag: str) -> Any:
+    """``threading.Lock`` called from a creation site of its own: a lock class no other test has touched.
+
+    lockwatch learns per lock class (creation site) for the whole process, so a test
+    that needs a fresh class must not share its creation line with another test.
+    """
+    namespace: dict[str, Any] = {"threading": threading}
+    exec(compile("def make():\n    return threading.Lock()\n", f"<{tag}>", "exec"), namespace)
+    return namespace["make"]
+
+
 class ReadersWriterLock:
     """The textbook readers-preference lock: the resource lock is taken by one thread, released by another."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str = "rw") -> None:
         self.readers = 0
-        self.readers_lock = threading.Lock()
-        self.resource = threading.Lock()
+        self.readers_lock = lock_factory(f"{tag}-readers_lock")()
+        self.resource = lock_factory(f"{tag}-resource")()
 
     def acquire_read(self) -> None:
         with self.readers_lock:
@@ -309,39 +320,87 @@ def run_threads(*targets: Any) -> list[BaseException]:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(JOIN)
-    assert not any(t.is_alive() for t in threads), "threads still running"
+        thread.join(2 * JOIN)  # a thread that failed leaves the others waiting JOIN at most
+    assert not any(t.is_alive() for t in threads), f"threads still running; errors so far: {errors}"
     return errors
 
 
 @pytest.mark.timeout(60)
-def test_readers_writer_pattern_reports_nothing_in_raise_mode(watch: Any, collect: Collector) -> None:
-    watch(order="raise", on_deadlock="break", interval=0.1)
-    rw = ReadersWriterLock()
-    a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+@pytest.mark.parametrize("taker_alive", [True, False], ids=["taker-alive", "taker-ended"])
+def test_readers_writer_pattern_reports_nothing_in_raise_mode(watch: Any, collect: Collector, taker_alive: bool) -> None:
+    interval = 0.1
+    watch(order="raise", on_deadlock="break", interval=interval)
+    # Every ReadersWriterLock's resource lock is one lock class (one creation line). A textbook
+    # reader takes it under readers_lock and, as first reader leaving, takes readers_lock under
+    # it: a one-thread cycle lockdep reports until the class is known as a signal. So the
+    # class is first seen released by another thread (a writer hands the lock over).
+    tag = f"rw-{taker_alive}"
+    handed_over = ReadersWriterLock(tag)
+    writer_in, writer_out = threading.Event(), threading.Event()
 
-    def first_reader() -> None:
-        rw.acquire_read()                   # first reader: takes the resource lock
-        a_in.set()
-        assert b_in.wait(JOIN)
-        rw.release_read()
-        a_out.set()
-        assert b_out.wait(JOIN)             # B, the last reader, released the resource lock
-        rw.acquire_read()                   # readers_lock again: no stale "resource" held here
-        rw.release_read()
+    def writer() -> None:
+        handed_over.acquire_write()
+        writer_in.set()
+        if taker_alive:
+            assert writer_out.wait(JOIN)    # alive while another thread releases its lock
 
-    def second_reader() -> None:
-        assert a_in.wait(JOIN)
-        rw.acquire_read()
-        b_in.set()
-        assert a_out.wait(JOIN)
-        rw.release_read()                   # last reader: releases what A took
-        b_out.set()
+    def other() -> None:
+        assert writer_in.wait(JOIN)
+        handed_over.release_write()         # released by a thread that did not take it
+        writer_out.set()
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", lockwatch.LockOrderWarning)
-        errors = run_threads(first_reader, second_reader)
-        assert errors == []
+        taker = threading.Thread(target=writer, name="writer")
+        taker.start()
+        if taker_alive:
+            assert run_threads(other) == []
+        else:
+            # The releasing thread starts after the taker ended, with the taker's ident
+            # (pthreads reuse them): it is still not the thread that took the lock.
+            taker.join(JOIN)
+            taker_ident = taker.ident
+            for _ in range(300):
+                released: list[bool] = []
+
+                def release_if_same_ident() -> None:
+                    if threading.get_ident() == taker_ident:
+                        other()
+                        released.append(True)
+
+                assert run_threads(release_if_same_ident) == []
+                if released:
+                    break
+            else:
+                other()  # no ident came back: release from this thread
+        taker.join(JOIN)
+
+        rw = ReadersWriterLock(tag)
+        a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+        held_after_handover: list[tuple[str, ...]] = []
+
+        def first_reader() -> None:
+            rw.acquire_read()               # first reader: takes the resource lock
+            a_in.set()
+            assert b_in.wait(JOIN)
+            rw.release_read()
+            a_out.set()
+            assert b_out.wait(JOIN)         # B, the last reader, released the resource lock
+            me = threading.current_thread().name
+            held_after_handover.extend(t.holding for t in lockwatch.snapshot().threads if t.name == me)
+            rw.acquire_read()               # readers_lock again: no stale "resource" held here
+            rw.release_read()
+
+        def second_reader() -> None:
+            assert a_in.wait(JOIN)
+            rw.acquire_read()
+            b_in.set()
+            assert a_out.wait(JOIN)
+            rw.release_read()               # last reader: releases what A took
+            b_out.set()
+
+        assert run_threads(first_reader, second_reader) == []
+        assert held_after_handover == [()], f"the first reader still 'holds' what another thread released: {held_after_handover}"
 
         # Then the pattern in the wild: readers and writers in a loop.
         def reader() -> None:
@@ -349,13 +408,14 @@ def test_readers_writer_pattern_reports_nothing_in_raise_mode(watch: Any, collec
                 rw.acquire_read()
                 rw.release_read()
 
-        def writer() -> None:
+        def writer_loop() -> None:
             for _ in range(300):
                 rw.acquire_write()
                 rw.release_write()
 
-        errors = run_threads(reader, reader, reader, writer, writer)
+        errors = run_threads(reader, reader, reader, writer_loop, writer_loop)
     assert errors == []
+    time.sleep(3 * interval)  # reports are published by lockwatch's thread: let any late one arrive
     assert collect.kinds() == []
     assert not rw.resource.locked() and not rw.readers_lock.locked()
 

@@ -133,7 +133,7 @@ def test_gc_finalizer_taking_a_lock_never_hangs_lockwatch(tmp_path: Path) -> Non
 # --- item 2: a cross-thread release while the taker is in the order checker -----------------------
 
 HANDOFFS = """\
-import json, sys, threading, warnings
+import json, sys, threading, time, warnings
 import lockwatch
 from lockwatch import _events
 
@@ -194,6 +194,9 @@ with warnings.catch_warnings(record=True) as caught:
         t.start()
     for t in pair:
         t.join(10)
+deadline = time.monotonic() + 10            # reports are published by lockwatch's own thread
+while "lock-order" not in reports and time.monotonic() < deadline:
+    time.sleep(0.05)
 print(json.dumps({
     "before_inversion": before_inversion,
     "reports": reports,
@@ -304,21 +307,30 @@ def test_token_released_by_a_ticker_leaves_no_stale_holder_and_no_false_cycle(wa
                 except RuntimeError:  # released meanwhile: fine for a rate limiter
                     pass
 
+    def wait_for_token() -> None:
+        token.acquire()                     # a rate limiter's wait(): returns holding the token
+
     def worker() -> None:
         try:
             for _ in range(400):
                 with audit:                 # audit -> token (blocking): the only order with the token
-                    token.acquire()
+                    wait_for_token()
                 with audit:                 # and audit alone: nothing else is ever nested
                     pass
         except BaseException as exc:
             errors.append(exc)
 
     old_interval = sys.getswitchinterval()
+    tick = threading.Thread(target=ticker, name="ticker")
+    # The ticker gives back a token this thread took, before the workers start: from then on the
+    # token is known as a signal-style lock (issue 10), whatever order the workers hit first.
+    token.acquire()
+    tick.start()
+    deadline = time.monotonic() + JOIN
+    while token.locked() and time.monotonic() < deadline:
+        time.sleep(0.001)
     sys.setswitchinterval(1e-5)  # thread switches everywhere, also between an acquire and its bookkeeping
     try:
-        tick = threading.Thread(target=ticker, name="ticker")
-        tick.start()
         workers = [threading.Thread(target=worker, name=f"worker-{i}") for i in range(6)]
         for w in workers:
             w.start()
@@ -332,6 +344,7 @@ def test_token_released_by_a_ticker_leaves_no_stale_holder_and_no_false_cycle(wa
     if token.locked():
         token.release()
     assert errors == []
+    time.sleep(0.5)  # reports are published by lockwatch's thread: let any late one arrive
     report = lockwatch.snapshot()
     stale = [t.name for t in report.threads if token.id in t.holding]
     assert stale == [], f"finished workers still 'hold' the token in the snapshot: {stale}"
