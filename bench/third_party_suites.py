@@ -39,12 +39,14 @@ class Library:
     spec: str                 # what pip downloads: name==version (pinned: results stay comparable)
     tests: tuple[str, ...]    # test paths inside the unpacked sdist
     deps: tuple[str, ...] = ()  # test dependencies
-    note: str = ""
+    test_timeout: float = 120.0  # pytest-timeout's limit per test
 
 
 LIBRARIES = {
     # The first reader takes the resource lock, the last reader releases it (issue 10).
-    "readerwriterlock": Library("readerwriterlock==1.0.10", ("tests/test_rwlock.py",), ("typing_extensions",)),
+    # Its test_multi_thread runs 30 s per lock type, six types: 3 minutes.
+    "readerwriterlock": Library("readerwriterlock==1.0.10", ("tests/test_rwlock.py",), ("typing_extensions",),
+                                test_timeout=480.0),
     # Reader-writer locks, lock decorators, interprocess locks.
     "fasteners": Library(
         "fasteners==0.20",
@@ -130,8 +132,8 @@ def run_suite(python: Path, source: Path, library: Library, lockwatch_args: list
     work = Path(tempfile.mkdtemp(prefix="lw-3p-"))
     junit = work / "junit.xml"
     dump_dir = work / "dumps"
-    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout", "120",
-               f"--junitxml={junit}", *library.tests]
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+               "--timeout", str(library.test_timeout), f"--junitxml={junit}", *library.tests]
     if lockwatch_args is not None:
         command += ["--lockwatch", f"--lockwatch-dump-dir={dump_dir}", *lockwatch_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCKWATCH", "PYTEST"))}
@@ -202,6 +204,10 @@ def compare(name: str, plain: Run, watched: Run) -> bool:
     flaky = [t for t, o in sorted(plain.outcomes.items()) if o in ("fail", "error") and watched.outcomes.get(t) == "pass"]
     for test in flaky:
         print(f"  (fails plain, passes under lockwatch: {test}: {plain.messages.get(test, '')})")
+    failing = ("fail", "error")
+    both = [t for t, o in sorted(plain.outcomes.items()) if o in failing and watched.outcomes.get(t) in failing]
+    for test in both:
+        print(f"  (fails in both runs: {test}: {plain.messages.get(test, '')[:150]})")
     if not regressions:
         print("  no regressions")
     for kind, text in watched.dumps:
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where sdists and virtual environments are kept (default ~/.cache/lockwatch-third-party)")
     parser.add_argument("--order", choices=("raise", "warn", "off"), default="raise",
                         help="--lockwatch-order for the watched run (default raise, the plugin's default)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds one suite run may take")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds one suite run may take (default 900)")
     options = parser.parse_args(argv)
     cache = Path(options.cache)
     ok = True
