@@ -75,7 +75,7 @@ def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str 
         _classes[key] = weakref.ref(found, lambda ref, key=key: _forget_class(key, ref))
     # ...and a bounded strong one, so that a site making short-lived locks keeps its class.
     if len(_recent_classes) >= RECENT_CLASSES:
-        _recent_classes.clear()
+        _recent_classes.clear()  # never rebound: _locks reads this very dict
     _recent_classes[key] = found
     return found
 
@@ -207,10 +207,18 @@ class ThreadState:
         """The locks this thread really holds now, oldest first (stale entries skipped)."""
         return [lock for lock in list(self.held) if lock._owner is self]
 
-    def drop_stale(self) -> None:
-        """Forget held entries of locks released by other threads; called by the thread itself."""
+    def drop_stale(self, unreachable: bool = False) -> None:
+        """Forget held entries of locks released by other threads; called by the thread itself.
+
+        With ``unreachable``, also forget locks acquired and then dropped while held:
+        nothing can ever release them, and they would make every later acquire look nested.
+        """
         held = self.held
-        if any(lock._owner is not self for lock in held):
+        if unreachable:
+            keep = {id(lock) for lock in reachable_held(self)}
+            if len(keep) != len(held):
+                held[:] = [lock for lock in held if id(lock) in keep]
+        elif any(lock._owner is not self for lock in held):
             held[:] = [lock for lock in held if lock._owner is self]
         self.ctx = context_of(held, self)
         self.resync = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import inspect
 import os
 import sys
@@ -206,7 +207,7 @@ class _Watchdog:
                         # lock's resource lock) shows it only at that release: wait for it a moment.
                         held_back.append(finding)
                         continue
-                    self._guarded(lambda: self._present_order(order_finding))
+                    self._guarded(functools.partial(self._present_order, order_finding))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
@@ -373,6 +374,9 @@ class _Watchdog:
             pass
 
     def _exit_process(self) -> None:
+        # Everything found so far is presented before the process ends (held-back findings too).
+        self.stopping = True
+        self._guarded(self.present_findings)
         _dump.wait_drawings(EXIT_DRAWING_TIMEOUT)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -469,7 +473,7 @@ class _Watchdog:
                 _say_once("last-snapshot", f"cannot record the latest snapshot for `lockwatch dump`: {exc}")
         if _events.print_to_stderr and paths:
             # A person asked for it from outside: say where it is, without flooding the program's stderr.
-            _print(f"lockwatch: snapshot written to {', '.join(paths)}\n")
+            _print(f"lockwatch: snapshot written to {_dump.describe(paths)}\n")
 
     def write(self, report: Report) -> list[str]:
         """Write the dump files; an unwritable dump_dir is said once and yields no paths."""
@@ -495,7 +499,7 @@ class _Watchdog:
                 _say_once("text-error", f"formatting the report failed: {exc!r}")
                 text = f"{report.kind.upper()}: {report.summary}\n"
             if paths:
-                text += f"lockwatch: {report.kind} dump written to {', '.join(paths)}\n"
+                text += f"lockwatch: {report.kind} dump written to {_dump.describe(paths)}\n"
             _print(text)
         return paths
 
