@@ -288,6 +288,39 @@ def test_ctrl_c_in_a_with_lock_loop_never_leaves_a_lock_locked_without_owner(tmp
     assert problems == []
 
 
+SIGNAL_HANDLER_RLOCK = """\
+import faulthandler, signal, sys, threading, time
+import lockwatch
+
+faulthandler.dump_traceback_later(25, exit=True)      # a hang shows every stack, then ends (status 1)
+lockwatch.patch(dump_dir=sys.argv[1])
+registry = threading.RLock()
+handled = [0]
+
+def on_alarm(signum, frame):
+    with registry:                          # reentrant: safe even if the main thread holds it
+        handled[0] += 1
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.003, 0.003)
+deadline = time.monotonic() + float(sys.argv[2])
+rounds = 0
+while time.monotonic() < deadline:
+    with registry:
+        rounds += 1
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+print("finished", rounds, handled[0], flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_signal_handler_taking_the_rlock_its_thread_is_acquiring_never_hangs(tmp_path: Path) -> None:
+    # Item 3's window seen from a signal handler: with the C RLock a handler runs before or
+    # after an acquire, never inside it; an instrumented acquire must give the same guarantee.
+    result = run_python(tmp_path, SIGNAL_HANDLER_RLOCK, str(tmp_path / "dumps"), "4", timeout=45)
+    assert result.returncode == 0 and "finished" in result.stdout, f"status {result.returncode}\n{result.stderr[-3000:]}"
+
+
 # --- item 4: a token lock released by a ticker thread while workers acquire --------------------------
 
 
