@@ -194,12 +194,16 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     for (lock_id, ident), count in sorted(held.items(), key=lambda e: (_natural(e[0][0]), e[0][1])):
         hot = (lock_id, ident) in cycle_held
         label = "held by" if count <= 1 else f"held by ({count} times)"
+        if _held_inferred(threads.get(ident), locks.get(lock_id)):
+            label += " (inferred)"  # attach mode: a plain Lock's holder read from the frames
         _edge(graph, loop, outside, _lid(lock_id), _tid(ident), label=_text(label), style="solid",
               **_edge_style(hot, _muted(threads.get(ident))))
     if loop is not None:
         _pin_loop(graph, loop, outside)
 
     legend = ["dashed arrow: waits for", "solid arrow: held by"]
+    if any(_held_inferred(threads.get(ident), locks.get(lock_id)) for lock_id, ident in held):
+        legend.append("inferred: from with/acquire lines still active (attach mode)")
     if report.cycles:
         legend.insert(0, "red: the deadlock cycle")
     if any(_muted(threads.get(t)) for t in thread_ids):
@@ -425,6 +429,10 @@ def _lock_node(graph: Any, lock_id: str, lock: LockInfo | None, in_cycle: bool, 
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
     label = _lock_label(lock_id, lock.title, lock, muted=muted and not in_cycle)
     graph.node(_lid(lock_id), label=label, tooltip=_lock_tooltip(lock_id, lock.title, lock), **attrs)
+
+
+def _held_inferred(thread: ThreadInfo | None, lock: LockInfo | None) -> bool:
+    return (thread is not None and lock is not None and lock.id in thread.inferred) or (lock is not None and lock.inferred)
 
 
 def _muted_locks(threads: dict[int, ThreadInfo], held: dict[tuple[str, int], int],

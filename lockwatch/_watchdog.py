@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
-import inspect
+import linecache
 import os
 import sys
 import threading
@@ -20,8 +20,9 @@ import traceback
 import types
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident, start_new_thread
+from collections.abc import Callable
 from time import monotonic, sleep
-from typing import Any, Callable
+from typing import Any
 
 from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
@@ -46,13 +47,17 @@ def _untimed_condition_wait_lines() -> frozenset[int] | None:
     """Lines of Condition.wait that block without a timeout (``waiter.acquire()``).
 
     A timed Condition wait (``Event.wait(1.0)`` in a polling loop) ends by itself
-    and is no hang; where the source cannot be read, every wait counts.
+    and is no hang; where the source cannot be read, every wait counts. Read
+    with linecache and the code's own line table (``inspect`` costs start-up time).
     """
+    code = threading.Condition.wait.__code__
     try:
-        lines, start = inspect.getsourcelines(threading.Condition.wait)
-    except (OSError, TypeError):  # pragma: no cover - stdlib source missing
+        lines = {line for _start, _end, line in code.co_lines() if line}
+        found = frozenset(
+            line for line in lines if linecache.getline(code.co_filename, line).strip() == "waiter.acquire()"
+        )
+    except Exception:  # noqa: BLE001  (pragma: no cover - stdlib source missing)
         return None
-    found = frozenset(start + index for index, line in enumerate(lines) if line.strip() == "waiter.acquire()")
     return found or None
 
 
@@ -71,7 +76,7 @@ def _say_once(key: str, message: str) -> None:
     try:
         sys.stderr.write(f"lockwatch: {message}\n")
         sys.stderr.flush()
-    except Exception:  # stderr closed or broken: nothing sensible left to do
+    except Exception:  # noqa: BLE001  (stderr closed or broken: nothing sensible left to do)
         pass
 
 

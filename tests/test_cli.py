@@ -265,7 +265,9 @@ def test_dump_process_of_another_user(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dump_process_not_running_lockwatch(plain_process: subprocess.Popen[bytes]) -> None:
-    line = one_error_line(invoke("dump", str(plain_process.pid)), 5, str(plain_process.pid), "not running under lockwatch")
+    # Without --no-attach, lockwatch would attach with gdb instead (tests/test_attach.py).
+    line = one_error_line(invoke("dump", str(plain_process.pid), "--no-attach"), 5, str(plain_process.pid),
+                          "not running under lockwatch")
     assert "lockwatch run" in line
 
 
