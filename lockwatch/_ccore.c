@@ -47,10 +47,11 @@ typedef struct {
 
 static Field F_held, F_ctx;                        /* ThreadState */
 static Field F_parent, F_cls, F_children, F_ok;    /* Context */
-static Field F_depth;                              /* Context */
+static Field F_same_ok;                            /* Context */
 static Field F_signal;                             /* LockClass */
 
 static PyObject *thread_local;      /* lockwatch._state._local (a _thread._local) */
+static PyObject *state_globals;     /* lockwatch._state's namespace (order_checker is read there) */
 static PyObject *new_state;         /* lockwatch._state.current_state: makes the calling thread's state */
 static PyObject *state_key;         /* key of the cached state in each thread's own dict */
 static PyTypeObject *raw_lock_type; /* type(_thread.allocate_lock()) */
@@ -61,7 +62,8 @@ static PyObject *minus_one;         /* -1, the "no timeout" default */
 
 /* Names of the Python slow paths (interned). */
 static PyObject *s_state, *s_acquire_slow, *s_learn, *s_warn, *s_abandon, *s_record, *s_unrecord,
-    *s_released_by_other, *s_wake_one, *s_drop_stale, *s_child, *s_acquire, *s_release, *s_locked;
+    *s_released_by_other, *s_wake_one, *s_drop_stale, *s_child, *s_acquire, *s_release, *s_locked,
+    *s_order_checker, *s_same_class_known;
 
 static int configured = 0;
 
@@ -255,14 +257,30 @@ typedef struct {
     PyObject *owner;    /* _owner: the owner's ThreadState, or None */
     PyObject *cls;      /* _cls: the LockClass */
     PyObject *parked;   /* _parked: parkers of parked waiters (break mode), or None */
+    PyObject *preds;    /* _preds: same-class predecessors known by the checker, or None */
     PyObject *weakrefs;
     Py_ssize_t serial;  /* _serial: "L<serial>" in reports */
+    struct KnownHeld *known; /* the last held list under which same-class nesting was found known */
 } LockBase;
+
+static PyTypeObject LockBase_Type;
 
 typedef struct {
     LockBase base;
     Py_ssize_t count;   /* _count: RLock's recursion count */
 } RLockCore;
+
+/* Same-class nesting (two accounts, two forks) is known per instance pair, which
+ * the Python core checks by walking the held list (_same_class_known). This memo
+ * remembers the last held list (by lock serials, which are never reused) under
+ * which that walk said "known", so a repeated acquire under the same locks costs
+ * one comparison per held lock. Learned pairs are only ever added, so a memo
+ * stays true while the lock's _preds dict is the same one. */
+struct KnownHeld {
+    PyObject *preds;        /* the _preds dict it was made from (compared by identity only) */
+    Py_ssize_t length;
+    Py_ssize_t serials[1];  /* ``length`` serials, oldest first */
+};
 
 static PyObject *
 LockBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -274,6 +292,8 @@ LockBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->owner = Py_None;
     Py_INCREF(Py_None);
     self->parked = Py_None;
+    Py_INCREF(Py_None);
+    self->preds = Py_None;
     return (PyObject *)self;
 }
 
@@ -284,6 +304,7 @@ LockBase_traverse(LockBase *self, visitproc visit, void *arg)
     Py_VISIT(self->owner);
     Py_VISIT(self->cls);
     Py_VISIT(self->parked);
+    Py_VISIT(self->preds);
     return 0;
 }
 
@@ -294,6 +315,7 @@ LockBase_clear(LockBase *self)
     Py_CLEAR(self->owner);
     Py_CLEAR(self->cls);
     Py_CLEAR(self->parked);
+    Py_CLEAR(self->preds);
     return 0;
 }
 
@@ -305,13 +327,14 @@ LockBase_dealloc(LockBase *self)
     if (self->weakrefs != NULL)
         PyObject_ClearWeakRefs((PyObject *)self);
     LockBase_clear(self);
+    PyMem_Free(self->known);
     type->tp_free((PyObject *)self);
 }
 
 static inline int
 check_ready(LockBase *self)
 {
-    if (self->real == NULL || self->owner == NULL || self->cls == NULL || self->parked == NULL) {
+    if (self->real == NULL || self->owner == NULL || self->cls == NULL || self->parked == NULL || self->preds == NULL) {
         PyErr_SetString(PyExc_AttributeError, "lockwatch lock used before __init__ (or a field was deleted)");
         return -1;
     }
@@ -440,26 +463,94 @@ record(LockBase *self, PyObject *state)
     return result;
 }
 
-/* 1 if this acquire must go to the lock-order checker: the thread holds something
- * and the class is not known to be harmless in the thread's held context. */
 static inline int
+is_lock(PyObject *obj, LockBase *self)
+{
+    return Py_TYPE(obj) == Py_TYPE(self) || PyObject_TypeCheck(obj, &LockBase_Type);
+}
+
+/* 1 if the memo says this held list is known for same-class nesting. */
+static int
+held_is_known(LockBase *self, PyObject *held, PyObject *state)
+{
+    struct KnownHeld *known = self->known;
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    if (known == NULL || known->preds != self->preds || known->length != n)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *other = PyList_GET_ITEM(held, i);
+        if (!is_lock(other, self) || ((LockBase *)other)->owner != state || ((LockBase *)other)->serial != known->serials[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Remember this held list as known (only when every entry is a lock the thread owns). */
+static void
+remember_held(LockBase *self, PyObject *held, PyObject *state)
+{
+    Py_ssize_t n = PyList_GET_SIZE(held);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *other = PyList_GET_ITEM(held, i);
+        if (!is_lock(other, self) || ((LockBase *)other)->owner != state)
+            return;
+    }
+    struct KnownHeld *known = self->known;
+    if (known == NULL || known->length < n) {
+        known = PyMem_Realloc(known, sizeof(struct KnownHeld) + (size_t)n * sizeof(Py_ssize_t));
+        if (known == NULL)
+            return; /* only a memo: the Python walk answers next time */
+        self->known = known;
+    }
+    known->preds = self->preds;
+    known->length = n;
+    for (Py_ssize_t i = 0; i < n; i++)
+        known->serials[i] = ((LockBase *)PyList_GET_ITEM(held, i))->serial;
+}
+
+/* Whether this acquire must go to the lock-order checker (the Python core's test,
+ * in its order): the thread holds something, the class is not known to be
+ * harmless in the thread's held context, checking is on, and it is not a known
+ * same-class nesting. 1 yes, 0 no, -1 error. */
+static int
 order_unknown(LockBase *self, PyObject *state)
 {
     PyObject *ctx = peek_field(state, &F_ctx);
     if (ctx == NULL)
         return 1; /* an unknown shape: let the Python checker decide */
-    PyObject *parent = peek_field(ctx, &F_parent);
-    if (parent == Py_None)
+    if (peek_field(ctx, &F_parent) == Py_None)
         return 0; /* the root context (depth 0): nothing held */
+    PyObject *cls = self->cls;
     PyObject *ok = peek_field(ctx, &F_ok);
     if (ok == NULL || !PyAnySet_Check(ok))
         return 1;
-    int known = PySet_Contains(ok, self->cls);
-    if (known < 0) {
-        PyErr_Clear();
+    int known = PySet_Contains(ok, cls);
+    if (known != 0)
+        return known < 0 ? -1 : 0;
+    PyObject *checker = PyDict_GetItemWithError(state_globals, s_order_checker);
+    if (checker == NULL || checker == Py_None)
+        return PyErr_Occurred() ? -1 : 0;
+    if (self->preds == Py_None)
         return 1;
-    }
-    return !known;
+    PyObject *same_ok = peek_field(ctx, &F_same_ok);
+    if (same_ok == NULL || !PyAnySet_Check(same_ok))
+        return 1;
+    known = PySet_Contains(same_ok, cls);
+    if (known <= 0)
+        return known < 0 ? -1 : 1;
+    PyObject *held = peek_field(state, &F_held);
+    if (held == NULL || !PyList_CheckExact(held))
+        return 1;
+    if (held_is_known(self, held, state))
+        return 0;
+    PyObject *answer = PyObject_CallMethodOneArg((PyObject *)self, s_same_class_known, state);
+    if (answer == NULL)
+        return -1;
+    known = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    if (known > 0)
+        remember_held(self, held, state);
+    return known < 0 ? -1 : !known;
 }
 
 /* The real lock was just taken for ``state``'s thread: check a new order, record, warn.
@@ -468,7 +559,10 @@ static PyObject *
 after_taken(LockBase *self, PyObject *state, int blocking, Py_ssize_t count)
 {
     PyObject *warning = NULL;
-    if (blocking && order_unknown(self, state)) {
+    int unknown = blocking ? order_unknown(self, state) : 0;
+    if (unknown < 0)
+        return abandon(self);
+    if (unknown) {
         warning = PyObject_CallMethodOneArg((PyObject *)self, s_learn, state); /* may raise: refused */
         if (warning == NULL)
             return abandon(self);
@@ -717,6 +811,7 @@ static PyMemberDef LockBase_members[] = {
     {"_owner", Py_T_OBJECT_EX, offsetof(LockBase, owner), 0, "the owner's ThreadState, or None"},
     {"_cls", Py_T_OBJECT_EX, offsetof(LockBase, cls), 0, "the lock's LockClass"},
     {"_parked", Py_T_OBJECT_EX, offsetof(LockBase, parked), 0, "parkers of parked waiters (break mode), or None"},
+    {"_preds", Py_T_OBJECT_EX, offsetof(LockBase, preds), 0, "same-class predecessors known by the checker, or None"},
     {"_serial", Py_T_PYSSIZET, offsetof(LockBase, serial), 0, "the serial number (the id is L<serial>)"},
     {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(LockBase, weakrefs), Py_READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
@@ -778,20 +873,30 @@ find_method(PyTypeObject *type, const char *name)
 }
 
 PyDoc_STRVAR(configure_doc,
-"configure(thread_state_class, context_class, lock_class_class, thread_local, new_state, raw_lock)\n\n"
+"configure(state_module, raw_lock)\n\n"
 "Tell the C core where the Python core keeps its state: called once by lockwatch._locks.");
 
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *state_cls, *context_cls, *lock_class_cls, *local, *make_state, *raw_lock;
-    if (!PyArg_ParseTuple(args, "O!O!O!OOO:configure", &PyType_Type, &state_cls, &PyType_Type, &context_cls,
-                          &PyType_Type, &lock_class_cls, &local, &make_state, &raw_lock))
+    PyObject *state_module, *raw_lock;
+    if (!PyArg_ParseTuple(args, "O!O:configure", &PyModule_Type, &state_module, &raw_lock))
         return NULL;
+    PyObject *globals = PyModule_GetDict(state_module); /* borrowed */
+    PyObject *state_cls = PyDict_GetItemString(globals, "ThreadState");
+    PyObject *context_cls = PyDict_GetItemString(globals, "Context");
+    PyObject *lock_class_cls = PyDict_GetItemString(globals, "LockClass");
+    PyObject *local = PyDict_GetItemString(globals, "_local");
+    PyObject *make_state = PyDict_GetItemString(globals, "current_state");
+    if (state_cls == NULL || context_cls == NULL || lock_class_cls == NULL || local == NULL || make_state == NULL
+        || !PyType_Check(state_cls) || !PyType_Check(context_cls) || !PyType_Check(lock_class_cls)) {
+        PyErr_SetString(PyExc_TypeError, "lockwatch._state does not have the expected shape");
+        return NULL;
+    }
     if (load_field(&F_held, state_cls, "held") < 0 || load_field(&F_ctx, state_cls, "ctx") < 0
         || load_field(&F_parent, context_cls, "parent") < 0 || load_field(&F_cls, context_cls, "cls") < 0
         || load_field(&F_children, context_cls, "children") < 0 || load_field(&F_ok, context_cls, "ok") < 0
-        || load_field(&F_depth, context_cls, "depth") < 0 || load_field(&F_signal, lock_class_cls, "signal") < 0)
+        || load_field(&F_same_ok, context_cls, "same_ok") < 0 || load_field(&F_signal, lock_class_cls, "signal") < 0)
         return NULL;
     PyTypeObject *lock_type = Py_TYPE(raw_lock);
     PyMethodDef *acquire = find_method(lock_type, "acquire");
@@ -808,6 +913,8 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(thread_local, local);
     Py_INCREF(make_state);
     Py_XSETREF(new_state, make_state);
+    Py_INCREF(globals);
+    Py_XSETREF(state_globals, globals);
     configured = 1;
     Py_RETURN_NONE;
 }
@@ -859,7 +966,8 @@ PyInit__ccore(void)
         || intern(&s_unrecord, "_unrecord") < 0 || intern(&s_released_by_other, "_released_by_other") < 0
         || intern(&s_wake_one, "_wake_one") < 0 || intern(&s_drop_stale, "drop_stale") < 0
         || intern(&s_child, "child") < 0 || intern(&s_acquire, "acquire") < 0 || intern(&s_release, "release") < 0
-        || intern(&s_locked, "locked") < 0)
+        || intern(&s_locked, "locked") < 0 || intern(&s_order_checker, "order_checker") < 0
+        || intern(&s_same_class_known, "_same_class_known") < 0)
         return NULL;
     state_key = PyUnicode_InternFromString("lockwatch._ccore.state");
     false_args = PyTuple_Pack(1, Py_False);

@@ -29,15 +29,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from lockwatch import _state
-from lockwatch._state import (
-    Context,
-    LockClass,
-    ThreadState,
-    current_state,
-    lock_class,
-    wait_ended,
-    wait_started,
-)
+from lockwatch._state import LockClass, ThreadState, current_state, lock_class, wait_ended, wait_started
 
 # The per-thread pointer to each thread's own state (never replaced, even by fork).
 _local = _state._local
@@ -56,7 +48,7 @@ def _load_core() -> tuple[Any, str]:
             return None, "Python (free-threaded build)"
         return None, "Python (C core not built)"
     try:
-        _ccore.configure(ThreadState, Context, LockClass, _local, current_state, _allocate_raw_lock())
+        _ccore.configure(_state, _allocate_raw_lock())
     except Exception as exc:  # noqa: BLE001  (a C core that does not fit this Python core is not used)
         return None, f"Python (C core unusable: {exc})"
     return _ccore, "C"
@@ -124,7 +116,7 @@ def _check_new(name: Any, rank: Any, cls: str) -> None:
 class _PyLockFields:
     """The fields of an instrumented lock in the Python core (the C core has them as C members)."""
 
-    __slots__ = ("_real", "_owner", "_cls", "_serial", "_parked", "__weakref__")
+    __slots__ = ("_real", "_owner", "_cls", "_serial", "_parked", "_preds", "__weakref__")
 
 
 if TYPE_CHECKING:
@@ -145,6 +137,7 @@ class InstrumentedLock(_LockFields):
     _cls: LockClass
     _serial: int
     _parked: list[Any] | None
+    _preds: dict[int, frozenset[int]] | None
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         if name is not None or rank is not None:
@@ -155,6 +148,9 @@ class InstrumentedLock(_LockFields):
         self._serial = next(_serials)
         # Parked waiters' parkers (break mode), made on first use: a release wakes one.
         self._parked = None
+        # Locks of the same class known to be taken before this one: serial -> the gate
+        # serials held every time (made by the checker, bounded).
+        self._preds = None
 
     # --- read-only facts, used by reports ------------------------------------
 
@@ -213,6 +209,28 @@ class InstrumentedLock(_LockFields):
         else:
             _discard(held, self)
             state.drop_stale()
+
+    def _order_known(self, state: ThreadState) -> bool:
+        """Whether taking this lock in the thread's held context teaches nothing new (set lookups only)."""
+        return self._cls in state.ctx.ok or self._same_class_known(state)
+
+    def _same_class_known(self, state: ThreadState) -> bool:
+        """Same-class nesting (two accounts, two forks): whether every such pair is already known."""
+        ctx = state.ctx
+        cls = self._cls
+        preds = self._preds
+        if preds is None or cls not in ctx.same_ok:
+            return False
+        held = state.held
+        for index, other in enumerate(held):
+            if other._cls is cls and other is not self and other._owner is state:
+                gates = preds.get(other._serial)
+                if gates is None:
+                    return False
+                # Known with these gates held before it: the same or more gates teach nothing new.
+                if gates and not gates <= {gate._serial for gate in held[:index]}:
+                    return False
+        return True
 
     def _learn(self, state: ThreadState) -> Any:
         """Hand a new order to the lock-order checker; returns a warning to issue, or raises to refuse."""
@@ -335,10 +353,18 @@ class _PyLockCore(InstrumentedLock):
                     state = _local.state
                 except AttributeError:
                     state = current_state()
+                ctx = state.ctx
+                cls = self._cls
                 warning = None
-                if blocking and state.ctx.depth and self._cls not in state.ctx.ok:
+                if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
                     warning = self._learn(state)  # may raise (order="raise"): the lock is given back
-                self._record(state)
+                    ctx = state.ctx
+                if cls.signal:
+                    self._record(state)
+                else:  # _record, inlined: this is the hot path
+                    self._owner = state
+                    state.held.append(self)
+                    state.ctx = ctx.children.get(cls) or ctx.child(cls)
             except BaseException:
                 self._abandon()
                 raise
@@ -401,7 +427,7 @@ class Lock(_LockCore, InstrumentedLock):
         state = current_state()
         self_wait = blocking and self._owner is state
         warning = None
-        if blocking and timeout == -1 and not self_wait and state.ctx.depth and self._cls not in state.ctx.ok:
+        if blocking and timeout == -1 and not self_wait and state.ctx.depth and not self._order_known(state):
             warning = self._learn(state)  # may raise, before the thread blocks
         if not self._wait(state, blocking, timeout, self_wait):
             return False
@@ -458,11 +484,17 @@ class _PyRLockCore(InstrumentedLock):
                 return True
             if self._real.acquire(False):
                 try:
+                    ctx = state.ctx
+                    cls = self._cls
                     warning = None
-                    if blocking and state.ctx.depth and self._cls not in state.ctx.ok:
+                    if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
                         warning = self._learn(state)
+                        ctx = state.ctx
                     self._count = 1
-                    self._record(state)
+                    # _record, inlined (an RLock is never released by another thread: never a signal)
+                    self._owner = state
+                    state.held.append(self)
+                    state.ctx = ctx.children.get(cls) or ctx.child(cls)
                 except BaseException:
                     self._abandon()
                     raise
@@ -532,7 +564,7 @@ class RLock(_RLockCore, InstrumentedLock):
             self._count += count
             return True
         warning = None
-        if blocking and timeout == -1 and state.ctx.depth and self._cls not in state.ctx.ok:
+        if blocking and timeout == -1 and state.ctx.depth and not self._order_known(state):
             warning = self._learn(state)  # may raise, before the thread blocks
         if not self._wait(state, blocking, timeout):
             return False

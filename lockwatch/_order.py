@@ -26,6 +26,7 @@ import weakref
 from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 from lockwatch import _baseline, _state
@@ -43,6 +44,8 @@ STACK_LIMIT = 16
 MAX_PATHS = 16
 #: Same-class instance orders kept at most; the oldest are forgotten first.
 MAX_INSTANCE_EDGES = 100_000
+#: Same-class predecessors remembered on one lock for the hot path (then forgotten and relearned).
+MAX_PAIRS_PER_LOCK = 256
 #: How long an acquiring thread waits for the checker's own lock before it
 #: leaves this order to be checked at its next acquisition (a finalizer that
 #: runs inside the checker must never deadlock the program with lockwatch).
@@ -128,6 +131,11 @@ class Finding:
     aliases: tuple[tuple[Any, ...], ...] = ()
     message: str = ""
     new: bool = True  # not reported before (a refused order is found again at every attempt)
+    found_at: float = 0.0  # monotonic time it was found (the reporter holds it back a moment)
+
+    def involves_signal(self) -> bool:
+        """Whether a lock class of the cycle turned out to be a signal (released by another thread)."""
+        return any(edge.from_cls.signal or edge.to_cls.signal for edge in self.edges)
     # The LockOrderViolation / LockOrderWarning raised for it: its .report is filled in by the reporter.
     carriers: list[Any] = field(default_factory=list)
 
@@ -224,6 +232,7 @@ def _forget_known_contexts() -> None:
     while stack:
         ctx = stack.pop()
         ctx.ok.clear()
+        ctx.same_ok.clear()
         stack.extend(list(ctx.children.values()))
 
 
@@ -280,17 +289,28 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
     if not _graph_lock.acquire(True, GRAPH_LOCK_TIMEOUT):
         return None  # checked at the next acquisition instead
     try:
-        findings, refuse, settled = _learn(state, lock, held)
+        findings, refuse, settled, known_pairs = _learn(state, lock, held)
     finally:
         _graph_lock.release()
-    if settled and ctx is state.ctx:
-        ctx.ok.add(cls)
+    if not refuse and ctx is state.ctx:
+        if settled:
+            ctx.ok.add(cls)
+        else:
+            # Same-class nesting: the other classes are known here, and each ungated
+            # instance pair is remembered on the lock (bounded), so the hot path can tell.
+            ctx.same_ok.add(cls)
+            preds = lock._preds
+            if preds is None or len(preds) >= MAX_PAIRS_PER_LOCK:
+                preds = lock._preds = {}
+            preds.update(known_pairs)
     if not findings:
         return None
     message = findings[0].message
     carrier: Any = LockOrderViolation(message) if refuse else LockOrderWarning(message)
+    now = monotonic()
     for finding in findings:
         if finding.new:
+            finding.found_at = now
             finding.carriers.append(carrier)
             _state.hand_over(("lock-order", finding))
         else:
@@ -305,8 +325,15 @@ def _thread_token(state: ThreadState) -> int:
     return state.token
 
 
-def _learn(state: ThreadState, lock: Any, held: list[Any]) -> tuple[list[Finding], bool, bool]:
-    """Record the orders ``held -> lock``; return (findings to report, refuse?, context settled?)."""
+def _learn(
+    state: ThreadState, lock: Any, held: list[Any]
+) -> tuple[list[Finding], bool, bool, list[tuple[int, frozenset[int]]]]:
+    """Record the orders ``held -> lock``.
+
+    Returns the findings to report, whether to refuse the acquire, whether the
+    context is settled (no same-class nesting), and for the same-class held
+    locks whose order before ``lock`` is known: (serial, gates of that order).
+    """
     _drain_dead()
     raising = _policy == "raise"
     cls = lock._cls
@@ -356,10 +383,17 @@ def _learn(state: ThreadState, lock: Any, held: list[Any]) -> tuple[list[Finding
         updates.append((before, candidate, existing, gate_classes))
     if raising and findings:
         # The acquire is refused: it did not happen, so nothing of it is learned.
-        return findings, True, False
+        return findings, True, False, []
     for before, candidate, existing, gate_classes in updates:
         _record(before, lock, candidate, existing, gate_classes)
-    return findings, False, settled
+    known_pairs = []
+    if not settled:
+        for before in held:
+            if before._cls is cls:
+                edge = _inst_succ.get(before._serial, {}).get(lock._serial)
+                if edge is not None:
+                    known_pairs.append((before._serial, edge.gates))
+    return findings, False, settled, known_pairs
 
 
 def _record(before: Any, lock: Any, candidate: _Edge, existing: _Edge | None, gate_classes: frozenset[LockClass]) -> None:

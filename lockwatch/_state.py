@@ -54,6 +54,9 @@ class LockClass:
 
 
 _class_serials = itertools.count(1)
+#: Classes kept alive whatever their locks do; cleared when it reaches this size.
+RECENT_CLASSES = 4096
+_recent_classes: dict[tuple[Any, ...], LockClass] = {}
 #: Live classes by key. A class lives as long as one of its locks or a learned order refers to it.
 _classes: dict[tuple[Any, ...], Any] = {}
 
@@ -61,12 +64,19 @@ _classes: dict[tuple[Any, ...], Any] = {}
 def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str = "Lock") -> LockClass:
     """The class of a ``kind`` lock created at ``site`` with ``name`` and ``rank`` (made on first use)."""
     key = (site[0], site[1], name, rank, kind) if site is not None else (None, None, name, rank, kind)
+    found = _recent_classes.get(key)
+    if found is not None:
+        return found
     ref = _classes.get(key)
     found = None if ref is None else ref()
     if found is None:
         found = LockClass(key, site, name, rank)
         # A weak entry: 100k generated creation sites cost nothing once their locks are gone.
         _classes[key] = weakref.ref(found, lambda ref, key=key: _forget_class(key, ref))
+    # ...and a bounded strong one, so that a site making short-lived locks keeps its class.
+    if len(_recent_classes) >= RECENT_CLASSES:
+        _recent_classes.clear()
+    _recent_classes[key] = found
     return found
 
 
@@ -87,7 +97,7 @@ class Context:
     lookup at any nesting depth.
     """
 
-    __slots__ = ("parent", "cls", "children", "ok", "classes", "depth")
+    __slots__ = ("parent", "cls", "children", "ok", "same_ok", "classes", "depth")
 
     def __init__(self, parent: Context | None, cls: LockClass | None) -> None:
         self.parent = parent
@@ -97,6 +107,9 @@ class Context:
         self.depth = 0 if parent is None else parent.depth + 1
         base = frozenset() if parent is None else parent.classes
         self.classes: frozenset[LockClass] = base if cls is None else base | {cls}
+        # Classes whose other-class orders are known here although the context already
+        # holds a lock of that class: then each same-class pair is checked per instance.
+        self.same_ok: set[LockClass] = set()
 
     def child(self, cls: LockClass) -> Context:
         """The context of holding this one plus a lock of ``cls``."""

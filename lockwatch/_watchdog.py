@@ -38,7 +38,7 @@ STOP_TIMEOUT = 2.0
 #: How long the exit reaction and interpreter exit wait for pictures still being drawn.
 EXIT_DRAWING_TIMEOUT = 5.0
 #: Consecutive looks with nothing to watch after which the watchdog thread ends.
-IDLE_LOOKS = 2
+IDLE_LOOKS = 1
 
 
 def _untimed_condition_wait_lines() -> frozenset[int] | None:
@@ -84,6 +84,7 @@ class _Watchdog:
         self.snapshot_requested = False
         self.ident: int | None = None
         self.busy = False  # presenting findings drained from _state.findings
+        self.held_back = False  # lock-order findings wait out signal_grace() in _state.findings
         # Held while nobody asked for the watchdog: releasing it wakes the sleeping thread.
         self.wake = _allocate_raw_lock()
         self.wake.acquire()
@@ -131,8 +132,10 @@ class _Watchdog:
         try:
             next_look = monotonic() + self.config.interval
             while not self.stopping:
-                if not _state.findings:
+                if not _state.findings or self.held_back:
                     remaining = next_look - monotonic()
+                    if self.held_back:
+                        remaining = min(remaining, 0.05)
                     if remaining > 0:
                         # Woken early by a finding, a first wait, deactivate() or SIGUSR1.
                         self.wake.acquire(True, remaining)
@@ -189,12 +192,21 @@ class _Watchdog:
     def present_findings(self) -> None:
         """Present what acquiring threads recorded: lock-order findings, lockwatch's own errors."""
         self.busy = True
+        held_back = []
         try:
             while _state.findings:
                 finding = _state.findings.pop(0)
                 kind = finding[0]
                 if kind == "lock-order":
-                    self._guarded(lambda: self._present_order(finding[1]))
+                    order_finding = finding[1]
+                    if order_finding.involves_signal():
+                        continue  # a hand-off lock, not a mutex: no order to keep (see _order)
+                    if monotonic() - order_finding.found_at < self.signal_grace() and not self.stopping:
+                        # A lock taken by one thread and released by another (a readers-writer
+                        # lock's resource lock) shows it only at that release: wait for it a moment.
+                        held_back.append(finding)
+                        continue
+                    self._guarded(lambda: self._present_order(order_finding))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
@@ -203,7 +215,13 @@ class _Watchdog:
                         "checking stays on (said once)",
                     )
         finally:
+            _state.findings[:0] = held_back
+            self.held_back = bool(held_back)
             self.busy = False
+
+    def signal_grace(self) -> float:
+        """How long a lock-order finding is held back before it is presented."""
+        return min(max(self.config.interval, 0.2), 1.0)
 
     def _present_order(self, finding: _order.Finding) -> None:
         try:
