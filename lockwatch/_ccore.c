@@ -334,6 +334,10 @@ LockBase_dealloc(LockBase *self)
 static inline int
 check_ready(LockBase *self)
 {
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "lockwatch's C core is not in use (lockwatch._locks did not configure it)");
+        return -1;
+    }
     if (self->real == NULL || self->owner == NULL || self->cls == NULL || self->parked == NULL || self->preds == NULL) {
         PyErr_SetString(PyExc_AttributeError, "lockwatch lock used before __init__ (or a field was deleted)");
         return -1;
@@ -882,6 +886,10 @@ configure(PyObject *module, PyObject *args)
     PyObject *state_module, *raw_lock;
     if (!PyArg_ParseTuple(args, "O!O:configure", &PyModule_Type, &state_module, &raw_lock))
         return NULL;
+    if (configured) {
+        PyErr_SetString(PyExc_RuntimeError, "the C core is configured once, by lockwatch._locks");
+        return NULL;
+    }
     PyObject *globals = PyModule_GetDict(state_module); /* borrowed */
     PyObject *state_cls = PyDict_GetItemString(globals, "ThreadState");
     PyObject *context_cls = PyDict_GetItemString(globals, "Context");
