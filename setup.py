@@ -33,7 +33,8 @@ class OptionalBuildExt(build_ext):
             self._said_so(exc)
 
     def _said_so(self, exc: BaseException) -> None:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # A compiler's command line says nothing to a user; its own messages came before this line.
+        reason = "the compiler failed" if "exit status" in str(exc) else (str(exc).strip() or type(exc).__name__)
         print(
             f"WARNING: lockwatch: the C core could not be built ({reason}); "
             "installing the pure-Python core ('lockwatch --version' says which core runs)",

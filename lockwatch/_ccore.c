@@ -22,6 +22,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h> /* offsetof */
 
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
@@ -52,6 +53,8 @@ static Field F_signal;                             /* LockClass */
 
 static PyObject *thread_local;      /* lockwatch._state._local (a _thread._local) */
 static PyObject *state_globals;     /* lockwatch._state's namespace (order_checker is read there) */
+static PyObject *locks_globals;     /* lockwatch._locks's namespace (the creation helpers) */
+static PyObject *allocate_lock;     /* _thread.allocate_lock */
 static PyObject *new_state;         /* lockwatch._state.current_state: makes the calling thread's state */
 static PyObject *state_key;         /* key of the cached state in each thread's own dict */
 static PyTypeObject *raw_lock_type; /* type(_thread.allocate_lock()) */
@@ -63,7 +66,8 @@ static PyObject *minus_one;         /* -1, the "no timeout" default */
 /* Names of the Python slow paths (interned). */
 static PyObject *s_state, *s_acquire_slow, *s_learn, *s_warn, *s_abandon, *s_record, *s_unrecord,
     *s_released_by_other, *s_wake_one, *s_drop_stale, *s_child, *s_acquire, *s_release, *s_locked,
-    *s_order_checker, *s_same_class_known;
+    *s_order_checker, *s_same_class_known, *s_kind, *s_recent_classes, *s_lock_class, *s_skip_cache,
+    *s_is_skipped, *s_serials, *s_check_new;
 
 static int configured = 0;
 
@@ -295,6 +299,165 @@ LockBase_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Py_INCREF(Py_None);
     self->preds = Py_None;
     return (PyObject *)self;
+}
+
+/* A name from a module's namespace (a new reference), or NULL with an exception set. */
+static PyObject *
+global(PyObject *globals, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(globals, name);
+    if (value == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_RuntimeError, "lockwatch: %U is missing", name);
+        return NULL;
+    }
+    Py_INCREF(value);
+    return value;
+}
+
+/* Where the lock is being created: the first frame outside lockwatch, threading and
+ * queue (the twin of _locks._creation_site); a new reference, None if there is none. */
+static PyObject *
+creation_site(void)
+{
+    PyObject *skip_cache = global(locks_globals, s_skip_cache);
+    if (skip_cache == NULL)
+        return NULL;
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed: the frame that called Lock() */
+    Py_XINCREF(frame);
+    PyObject *site = NULL;
+    while (frame != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *filename = code->co_filename;
+        PyObject *skipped = PyDict_GetItemWithError(skip_cache, filename); /* borrowed */
+        int skip;
+        if (skipped != NULL) {
+            skip = PyObject_IsTrue(skipped);
+        }
+        else if (PyErr_Occurred()) {
+            skip = -1;
+        }
+        else {
+            PyObject *is_skipped = global(locks_globals, s_is_skipped);
+            PyObject *answer = is_skipped ? PyObject_CallOneArg(is_skipped, filename) : NULL;
+            Py_XDECREF(is_skipped);
+            skip = answer ? PyObject_IsTrue(answer) : -1;
+            Py_XDECREF(answer);
+        }
+        if (skip < 0) {
+            Py_DECREF(code);
+            Py_DECREF(frame);
+            Py_DECREF(skip_cache);
+            return NULL;
+        }
+        if (!skip) {
+            site = Py_BuildValue("(OiO)", filename, PyFrame_GetLineNumber(frame), code->co_name);
+            Py_DECREF(code);
+            Py_DECREF(frame);
+            Py_DECREF(skip_cache);
+            return site;
+        }
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_DECREF(skip_cache);
+    Py_RETURN_NONE;
+}
+
+/* The LockClass of a lock made at ``site``: a hit in _state._recent_classes, else _state.lock_class(). */
+static PyObject *
+find_lock_class(PyObject *site, PyObject *name, PyObject *rank, PyObject *kind)
+{
+    PyObject *key;
+    if (site == Py_None)
+        key = PyTuple_Pack(5, Py_None, Py_None, name, rank, kind);
+    else
+        key = PyTuple_Pack(5, PyTuple_GET_ITEM(site, 0), PyTuple_GET_ITEM(site, 1), name, rank, kind);
+    if (key == NULL)
+        return NULL;
+    PyObject *recent = PyDict_GetItemWithError(state_globals, s_recent_classes); /* borrowed */
+    PyObject *found = NULL;
+    if (recent != NULL && PyDict_CheckExact(recent)) {
+        found = PyDict_GetItemWithError(recent, key);
+        Py_XINCREF(found);
+    }
+    Py_DECREF(key);
+    if (found != NULL || PyErr_Occurred())
+        return found;
+    PyObject *lock_class = global(state_globals, s_lock_class);
+    if (lock_class == NULL)
+        return NULL;
+    PyObject *argv[4] = {site, name, rank, kind};
+    found = PyObject_Vectorcall(lock_class, argv, 4, NULL);
+    Py_DECREF(lock_class);
+    return found;
+}
+
+/* __init__(name=None, *, rank=None): the twin of InstrumentedLock.__init__ (and RLock's). */
+static int
+LockBase_init(LockBase *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"name", "rank", NULL};
+    PyObject *name = Py_None, *rank = Py_None;
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "lockwatch's C core is not in use (lockwatch._locks did not configure it)");
+        return -1;
+    }
+    if ((PyTuple_GET_SIZE(args) || (kwds != NULL && PyDict_GET_SIZE(kwds)))
+        && !PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:__init__", kwlist, &name, &rank))
+        return -1;
+    if (name != Py_None || rank != Py_None) {
+        PyObject *check = global(locks_globals, s_check_new);
+        PyObject *type_name = check ? PyObject_GetAttrString((PyObject *)Py_TYPE(self), "__name__") : NULL;
+        PyObject *result = NULL;
+        if (type_name != NULL) {
+            PyObject *argv[3] = {name, rank, type_name};
+            result = PyObject_Vectorcall(check, argv, 3, NULL);
+        }
+        Py_XDECREF(check);
+        Py_XDECREF(type_name);
+        if (result == NULL)
+            return -1;
+        Py_DECREF(result);
+    }
+    PyObject *real = PyObject_CallNoArgs(allocate_lock);
+    if (real == NULL)
+        return -1;
+    PyObject *site = creation_site();
+    PyObject *kind = site ? PyObject_GetAttr((PyObject *)Py_TYPE(self), s_kind) : NULL;
+    PyObject *cls = kind ? find_lock_class(site, name, rank, kind) : NULL;
+    Py_XDECREF(site);
+    Py_XDECREF(kind);
+    PyObject *serials = cls ? global(locks_globals, s_serials) : NULL;
+    PyObject *serial = serials ? PyIter_Next(serials) : NULL;
+    Py_XDECREF(serials);
+    Py_ssize_t serial_value = serial ? PyLong_AsSsize_t(serial) : -1;
+    Py_XDECREF(serial);
+    if (cls == NULL || serial_value == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "lockwatch: no serial number for a new lock");
+        Py_DECREF(real);
+        Py_XDECREF(cls);
+        return -1;
+    }
+    Py_XSETREF(self->real, real);
+    Py_XSETREF(self->owner, Py_NewRef(Py_None));
+    Py_XSETREF(self->cls, cls);
+    self->serial = serial_value;
+    Py_XSETREF(self->parked, Py_NewRef(Py_None));
+    Py_XSETREF(self->preds, Py_NewRef(Py_None));
+    return 0;
+}
+
+static int
+RLockCore_init(RLockCore *self, PyObject *args, PyObject *kwds)
+{
+    if (LockBase_init(&self->base, args, kwds) < 0)
+        return -1;
+    self->count = 0;
+    return 0;
 }
 
 static int
@@ -847,6 +1010,7 @@ static PyTypeObject LockCore_Type = {
     .tp_basicsize = sizeof(LockBase),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, /* GC, traverse and clear come from LockBase */
     .tp_methods = Lock_methods,
+    .tp_init = (initproc)LockBase_init,
 };
 
 static PyTypeObject RLockCore_Type = {
@@ -857,6 +1021,7 @@ static PyTypeObject RLockCore_Type = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, /* GC, traverse and clear come from LockBase */
     .tp_methods = RLock_methods,
     .tp_members = RLockCore_members,
+    .tp_init = (initproc)RLockCore_init,
 };
 
 /* --- configure() ------------------------------------------------------------------------------------ */
@@ -877,14 +1042,15 @@ find_method(PyTypeObject *type, const char *name)
 }
 
 PyDoc_STRVAR(configure_doc,
-"configure(state_module, raw_lock)\n\n"
+"configure(state_module, locks_module, raw_lock, allocate_lock)\n\n"
 "Tell the C core where the Python core keeps its state: called once by lockwatch._locks.");
 
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *state_module, *raw_lock;
-    if (!PyArg_ParseTuple(args, "O!O:configure", &PyModule_Type, &state_module, &raw_lock))
+    PyObject *state_module, *locks_module, *raw_lock, *allocate;
+    if (!PyArg_ParseTuple(args, "O!O!OO:configure", &PyModule_Type, &state_module, &PyModule_Type, &locks_module,
+                          &raw_lock, &allocate))
         return NULL;
     if (configured) {
         PyErr_SetString(PyExc_RuntimeError, "the C core is configured once, by lockwatch._locks");
@@ -923,6 +1089,8 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(new_state, make_state);
     Py_INCREF(globals);
     Py_XSETREF(state_globals, globals);
+    Py_XSETREF(locks_globals, Py_NewRef(PyModule_GetDict(locks_module)));
+    Py_XSETREF(allocate_lock, Py_NewRef(allocate));
     configured = 1;
     Py_RETURN_NONE;
 }
@@ -975,7 +1143,10 @@ PyInit__ccore(void)
         || intern(&s_wake_one, "_wake_one") < 0 || intern(&s_drop_stale, "drop_stale") < 0
         || intern(&s_child, "child") < 0 || intern(&s_acquire, "acquire") < 0 || intern(&s_release, "release") < 0
         || intern(&s_locked, "locked") < 0 || intern(&s_order_checker, "order_checker") < 0
-        || intern(&s_same_class_known, "_same_class_known") < 0)
+        || intern(&s_same_class_known, "_same_class_known") < 0 || intern(&s_kind, "_kind") < 0
+        || intern(&s_recent_classes, "_recent_classes") < 0 || intern(&s_lock_class, "lock_class") < 0
+        || intern(&s_skip_cache, "_skip_cache") < 0 || intern(&s_is_skipped, "_is_skipped") < 0
+        || intern(&s_serials, "_serials") < 0 || intern(&s_check_new, "_check_new") < 0)
         return NULL;
     state_key = PyUnicode_InternFromString("lockwatch._ccore.state");
     false_args = PyTuple_Pack(1, Py_False);

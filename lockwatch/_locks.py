@@ -48,7 +48,7 @@ def _load_core() -> tuple[Any, str]:
             return None, "Python (free-threaded build)"
         return None, "Python (C core not built)"
     try:
-        _ccore.configure(_state, _allocate_raw_lock())
+        _ccore.configure(_state, sys.modules[__name__], _allocate_raw_lock(), _allocate_raw_lock)
     except Exception as exc:  # noqa: BLE001  (a C core that does not fit this Python core is not used)
         return None, f"Python (C core unusable: {exc})"
     return _ccore, "C"
@@ -472,6 +472,10 @@ class _PyRLockCore(InstrumentedLock):
     _count: int
     _acquire_slow: Callable[[ThreadState, Any, Any, int], bool]
 
+    def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
+        super().__init__(name, rank=rank)
+        self._count = 0
+
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.RLock.acquire``."""
         try:
@@ -553,10 +557,6 @@ class RLock(_RLockCore, InstrumentedLock):
 
     __slots__ = ()
     _kind = "RLock"
-
-    def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
-        super().__init__(name, rank=rank)
-        self._count = 0
 
     def _acquire_slow(self, state: ThreadState, blocking: Any, timeout: Any, count: int) -> bool:
         if self._owner is state:
