@@ -8,6 +8,7 @@ Free-threaded Pythons get no C core (it relies on the GIL).
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 
@@ -46,7 +47,10 @@ def c_core() -> list[Extension]:
     if sysconfig.get_config_var("Py_GIL_DISABLED"):
         print("lockwatch: free-threaded Python: the pure-Python core is used (no C core built)", file=sys.stderr)
         return []
-    return [Extension(C_CORE, sources=["lockwatch/_ccore.c"], optional=True)]
+    # A function missing from this Python's headers must fail the build (then the Python
+    # core is used), never compile into a call through a wrongly typed implicit declaration.
+    strict = [] if os.name == "nt" else ["-Werror=implicit-function-declaration"]
+    return [Extension(C_CORE, sources=["lockwatch/_ccore.c"], optional=True, extra_compile_args=strict)]
 
 
 setup(ext_modules=c_core(), cmdclass={"build_ext": OptionalBuildExt})

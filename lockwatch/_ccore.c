@@ -11,7 +11,9 @@
  *
  * Every other path (blocking, timeouts, a new lock order, hand-off locks,
  * warnings, break mode, errors) is a call into the one Python definition of it
- * in lockwatch/_locks.py. All of this runs with the GIL held; the module
+ * in lockwatch/_locks.py. The real lock stays a _thread.lock (so locked(),
+ * _at_fork_reinit and Condition keep working); see RawLock for how it is taken.
+ * All of this runs with the GIL held; the module
  * refuses to load on a free-threaded build (the Python core is used there).
  *
  * No window: the try-acquire of the real lock and the owner store run without
@@ -23,6 +25,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h> /* offsetof */
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h> /* PyFrame_GetBack (Python.h declares it from 3.11) */
+#endif
 
 #if PY_VERSION_HEX < 0x030C0000
 #include <structmember.h>
@@ -137,6 +142,21 @@ load_field(Field *field, PyObject *type, const char *name)
 
 /* --- the real lock -------------------------------------------------------------------------------- */
 
+/* The layout of a _thread.lock on CPython 3.10-3.13. When configure() has
+ * checked it against a live lock (size and behaviour, through the lock's own
+ * methods), a try-acquire and a release skip the method call and its argument
+ * parsing, doing exactly what those methods do. Otherwise the methods are called. */
+#if PY_VERSION_HEX < 0x030E0000
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock_lock;
+    PyObject *in_weakreflist;
+    char locked;
+} RawLock;
+#define HAVE_RAW_LAYOUT 1
+#endif
+static int raw_direct = 0;
+
 typedef PyObject *(*FastWithKeywords)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
 typedef PyObject *(*Fast)(PyObject *, PyObject *const *, Py_ssize_t);
 
@@ -193,6 +213,15 @@ call_raw(PyObject *real, PyMethodDef *def, PyObject *name, int try_only)
 static inline int
 try_acquire(PyObject *real)
 {
+#ifdef HAVE_RAW_LAYOUT
+    if (raw_direct && Py_TYPE(real) == raw_lock_type) {
+        RawLock *raw = (RawLock *)real;
+        if (PyThread_acquire_lock_timed(raw->lock_lock, 0, 0) != PY_LOCK_ACQUIRED)
+            return 0;
+        raw->locked = 1;
+        return 1;
+    }
+#endif
     PyObject *result = call_raw(real, raw_acquire, s_acquire, 1);
     if (result == NULL)
         return -1;
@@ -204,6 +233,18 @@ try_acquire(PyObject *real)
 static inline int
 release_real(PyObject *real)
 {
+#ifdef HAVE_RAW_LAYOUT
+    if (raw_direct && Py_TYPE(real) == raw_lock_type) {
+        RawLock *raw = (RawLock *)real;
+        if (!raw->locked) {
+            PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+            return -1;
+        }
+        PyThread_release_lock(raw->lock_lock);
+        raw->locked = 0;
+        return 0;
+    }
+#endif
     PyObject *result = call_raw(real, raw_release, s_release, 0);
     if (result == NULL)
         return -1;
@@ -212,6 +253,8 @@ release_real(PyObject *real)
 }
 
 /* --- thread states --------------------------------------------------------------------------------- */
+
+static PyObject *lookup_state(int create);
 
 /* The calling thread's ThreadState (a new reference). With create=0, NULL without
  * an exception means the thread has none yet.
@@ -222,8 +265,30 @@ release_real(PyObject *real)
  * with an empty dict, and a forked child keeps the forking thread's dict and
  * state, exactly as the thread-local does.
  */
+static PyThreadState *last_tstate; /* the thread of the last lookup (a one-entry cache) ... */
+static uint64_t last_tstate_id;     /* ... identified by its never-reused id, not only its address */
+static PyObject *last_state;        /* ... and its state (a strong reference) */
+
 static PyObject *
 current_state(int create)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    if (tstate == last_tstate && last_state != NULL && PyThreadState_GetID(tstate) == last_tstate_id) {
+        Py_INCREF(last_state);
+        return last_state;
+    }
+    PyObject *state = lookup_state(create);
+    if (state != NULL) {
+        last_tstate = tstate;
+        last_tstate_id = PyThreadState_GetID(tstate);
+        Py_INCREF(state);
+        Py_XSETREF(last_state, state);
+    }
+    return state;
+}
+
+static PyObject *
+lookup_state(int create)
 {
     PyObject *tdict = PyThreadState_GetDict(); /* borrowed */
     if (tdict != NULL) {
@@ -1041,6 +1106,55 @@ find_method(PyTypeObject *type, const char *name)
     return def;
 }
 
+/* 1 if a lock's own methods and the direct path agree on this lock (see RawLock), else 0. */
+static int
+raw_layout_agrees(PyObject *allocate)
+{
+#ifdef HAVE_RAW_LAYOUT
+    if (raw_lock_type->tp_basicsize != (Py_ssize_t)sizeof(RawLock))
+        return 0;
+    PyObject *probe = PyObject_CallNoArgs(allocate);
+    if (probe == NULL || Py_TYPE(probe) != raw_lock_type) {
+        Py_XDECREF(probe);
+        PyErr_Clear();
+        return 0;
+    }
+    RawLock *raw = (RawLock *)probe;
+    int agrees = 0;
+    if (PyThread_acquire_lock_timed(raw->lock_lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        raw->locked = 1;
+        PyObject *locked = call_raw(probe, raw_locked, s_locked, 0);
+        PyObject *again = call_raw(probe, raw_acquire, s_acquire, 1);
+        agrees = locked == Py_True && again == Py_False;
+        Py_XDECREF(locked);
+        Py_XDECREF(again);
+        PyErr_Clear();
+        if (agrees) {
+            PyThread_release_lock(raw->lock_lock);
+            raw->locked = 0;
+            locked = call_raw(probe, raw_locked, s_locked, 0);
+            again = call_raw(probe, raw_acquire, s_acquire, 1); /* taken by the method: the fields must say so */
+            agrees = locked == Py_False && again == Py_True && raw->locked == 1;
+            Py_XDECREF(locked);
+            Py_XDECREF(again);
+            PyErr_Clear();
+            if (raw->locked) {
+                PyObject *released = call_raw(probe, raw_release, s_release, 0);
+                agrees = agrees && released != NULL && raw->locked == 0;
+                Py_XDECREF(released);
+                PyErr_Clear();
+            }
+        }
+    }
+    if (!agrees)
+        return 0; /* the probe is left as it is (leaked): a lock in an unknown state is never freed */
+    Py_DECREF(probe);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 PyDoc_STRVAR(configure_doc,
 "configure(state_module, locks_module, raw_lock, allocate_lock)\n\n"
 "Tell the C core where the Python core keeps its state: called once by lockwatch._locks.");
@@ -1091,27 +1205,22 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(state_globals, globals);
     Py_XSETREF(locks_globals, Py_NewRef(PyModule_GetDict(locks_module)));
     Py_XSETREF(allocate_lock, Py_NewRef(allocate));
+    raw_direct = raw_layout_agrees(allocate);
     configured = 1;
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(forget_state_doc, "forget_state()\n\nDrop the calling thread's cached ThreadState (the next lookup reads the thread-local).");
+PyDoc_STRVAR(direct_doc, "direct_real_lock()\n\nWhether the real lock is taken and released without a method call (its layout was verified).");
 
 static PyObject *
-forget_state(PyObject *module, PyObject *Py_UNUSED(ignored))
+direct_real_lock(PyObject *module, PyObject *Py_UNUSED(ignored))
 {
-    PyObject *tdict = PyThreadState_GetDict();
-    if (tdict != NULL && PyDict_DelItem(tdict, state_key) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_KeyError))
-            return NULL;
-        PyErr_Clear();
-    }
-    Py_RETURN_NONE;
+    return PyBool_FromLong(raw_direct);
 }
 
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS, configure_doc},
-    {"forget_state", forget_state, METH_NOARGS, forget_state_doc},
+    {"direct_real_lock", direct_real_lock, METH_NOARGS, direct_doc},
     {NULL, NULL, 0, NULL},
 };
 
