@@ -61,6 +61,9 @@ class ThreadInfo:
     role: str | None = None  # "cycle", "bystander" or None
     waiting_in: str | None = None  # e.g. "Condition.wait" for waits not on a lock
     acquired_at: dict[str, Frame] = field(default_factory=dict)  # lock id -> where taken
+    # Attach mode (`lockwatch dump --attach`): how a holding or the wait was inferred, when it was.
+    inferred: dict[str, str] = field(default_factory=dict)  # lock id -> how
+    waiting_inferred: str | None = None
 
     @property
     def is_blocked(self) -> bool:
@@ -80,6 +83,8 @@ class ThreadInfo:
             "role": self.role,
             "waiting_in": self.waiting_in,
             "acquired_at": {k: f.to_dict() for k, f in sorted(self.acquired_at.items())},
+            "inferred": dict(sorted(self.inferred.items())),
+            "waiting_inferred": self.waiting_inferred,
         }
 
     @classmethod
@@ -102,6 +107,10 @@ class ThreadInfo:
                 str(k): Frame.from_dict(v)
                 for k, v in _get(data, "acquired_at", dict, where, default={}).items()
             },
+            inferred={
+                str(k): v for k, v in _get(data, "inferred", dict, where, default={}).items() if isinstance(v, str)
+            },
+            waiting_inferred=_get(data, "waiting_inferred", (str, type(None)), where, default=None),
         )
 
 
@@ -119,6 +128,9 @@ class LockInfo:
     # Extras: a human-readable label (name, attribute like "Account.lock", or site).
     label: str | None = None
     rank: int | None = None
+    # Attach mode: the owner was inferred (a plain Lock records none), and the object's address.
+    inferred: bool = False
+    address: str | None = None
 
     @property
     def title(self) -> str:
@@ -136,6 +148,8 @@ class LockInfo:
             "waiters": list(self.waiters),
             "label": self.label,
             "rank": self.rank,
+            "inferred": self.inferred,
+            "address": self.address,
         }
 
     @classmethod
@@ -156,6 +170,8 @@ class LockInfo:
             waiters=tuple(waiters),
             label=_get(data, "label", (str, type(None)), where, default=None),
             rank=_get(data, "rank", (int, type(None)), where, default=None),
+            inferred=_get(data, "inferred", bool, where, default=False),
+            address=_get(data, "address", (str, type(None)), where, default=None),
         )
 
 
@@ -236,6 +252,10 @@ class Report:
     victim: int | None = None
     rule: str | None = None
     single_thread: bool = False
+    # How the report was taken: "attach" (gdb, the process was not running lockwatch),
+    # "attach-stacks" (stacks only: the snapshot routine could not run), or None (lockwatch inside).
+    source: str | None = None
+    notes: tuple[str, ...] = ()
 
     def thread(self, ident: int) -> ThreadInfo | None:
         """The thread with this id, if the report has it."""
@@ -268,6 +288,8 @@ class Report:
             "victim": self.victim,
             "rule": self.rule,
             "single_thread": self.single_thread,
+            "source": self.source,
+            "notes": list(self.notes),
             "threads": [t.to_dict() for t in self.threads],
             "locks": [lock.to_dict() for lock in self.locks],
             "cycles": [[s.to_dict() for s in cycle] for cycle in self.cycles],
@@ -314,6 +336,8 @@ class Report:
                 victim=_get(data, "victim", (int, type(None)), where, default=None),
                 rule=_get(data, "rule", (str, type(None)), where, default=None),
                 single_thread=_get(data, "single_thread", bool, where, default=False),
+                source=_get(data, "source", (str, type(None)), where, default=None),
+                notes=tuple(_str_list(_get(data, "notes", list, where, default=[]), "notes")),
             )
         except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
             raise DumpError(f"malformed dump: {exc}") from None

@@ -18,6 +18,7 @@ What is learned, and why it stays small:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -45,13 +46,14 @@ MAX_PATHS = 16
 #: Same-class instance orders kept at most; the oldest are forgotten first.
 MAX_INSTANCE_EDGES = 100_000
 #: Same-class predecessors remembered on one lock for the hot path (then forgotten and relearned).
-MAX_PAIRS_PER_LOCK = 256
+MAX_PAIRS_PER_LOCK = 16
 #: How long an acquiring thread waits for the checker's own lock before it
 #: leaves this order to be checked at its next acquisition (a finalizer that
 #: runs inside the checker must never deadlock the program with lockwatch).
 GRAPH_LOCK_TIMEOUT = 0.5
 
 _LOCKWATCH_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NO_GATES: frozenset[Any] = frozenset()  # shared: most orders are taken with no gate held
 
 
 class _Edge:
@@ -85,8 +87,10 @@ class _Edge:
         self.seq = next(_edge_seq)
         self.source = source  # where an imported order was learned (None: learned here)
         # The locks themselves, while they live: reports label them by what holds them.
-        self.from_ref = None if from_lock is None else weakref.ref(from_lock)
-        self.to_ref = None if to_lock is None else weakref.ref(to_lock)
+        # Same-class edges (there may be very many) find them through _tracked instead.
+        same_class = from_lock is not None and to_lock is not None and from_lock._cls is to_lock._cls
+        self.from_ref = None if from_lock is None or same_class else weakref.ref(from_lock)
+        self.to_ref = None if to_lock is None or same_class else weakref.ref(to_lock)
 
     @property
     def from_id(self) -> str:
@@ -154,12 +158,11 @@ _inst_succ: dict[int, dict[int, _Edge]] = {}
 _inst_pred: dict[int, set[int]] = {}
 _inst_order: dict[int, int] = {}
 _inst_edges: dict[tuple[int, int], _Edge] = {}  # insertion order = age
-_order_low = itertools.count(-1, -1)
-_order_high = itertools.count(1)
 _dead: list[int] = []  # serials of instance-graph locks that died; drained under the graph lock
 _tracked: dict[int, Any] = {}  # serial -> weakref whose callback queues the serial in _dead
 _reported: set[tuple[Any, ...]] = set()  # keys of findings already reported
 _first_reports: dict[tuple[Any, ...], Any] = {}  # finding key -> its report, once the reporter made it
+_findings_by_report: dict[int, tuple[Report, Finding]] = {}  # id(report) -> (report, its finding)
 _edge_seq = itertools.count(1)
 _thread_tokens = itertools.count(1)
 # Imported orders have no lock instances here: negative serials never collide with local ones.
@@ -223,6 +226,7 @@ def reset() -> None:
         _tracked.clear()
         _reported.clear()
         _first_reports.clear()
+        _findings_by_report.clear()
         del _dead[:]
     _forget_known_contexts()
 
@@ -281,10 +285,12 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
         return None
     # One consistent view of what this thread holds: another thread may release
     # one of its locks at any moment (a hand-off), and that must not matter here.
-    state.drop_stale()
-    held = [other for other in _state.reachable_held(state) if not other._cls.signal and other is not lock]
+    state.drop_stale(unreachable=True)
+    held = [other for other in state.held if other._owner is state and not other._cls.signal and other is not lock]
     ctx = state.ctx
     if not held:
+        if ctx.depth:
+            ctx.ok.add(cls)  # only hand-off locks held: nothing to learn in this context
         return None
     if not _graph_lock.acquire(True, GRAPH_LOCK_TIMEOUT):
         return None  # checked at the next acquisition instead
@@ -318,7 +324,8 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
             carrier.report = _first_reports.get(finding.key)
     if refuse:
         raise carrier
-    return carrier  # type: ignore[no-any-return]
+    warning: LockOrderWarning = carrier
+    return warning
 
 
 def _thread_token(state: ThreadState) -> int:
@@ -345,9 +352,9 @@ def _learn(
     settled = all(other._cls is not cls for other in held)
     for index, before in enumerate(held):
         before_cls = before._cls
-        gate_classes = frozenset(other._cls for other in held[:index])
+        gate_classes = frozenset(other._cls for other in held[:index]) if index else _NO_GATES
         if before_cls is cls:
-            gates = frozenset(other._serial for other in held[:index])
+            gates = frozenset(other._serial for other in held[:index]) if index else _NO_GATES
             existing = _inst_succ.get(before._serial, {}).get(lock._serial)
             if existing is not None and not (existing.gates - gates):
                 continue
@@ -355,7 +362,7 @@ def _learn(
             known = _class_succ.get(before_cls, {}).get(cls)
             if known is not None and known.gates <= gate_classes and known.generation == _generation:
                 continue
-            gates = frozenset()
+            gates = _NO_GATES
             existing = None
         if stack is None:
             stack = _acquire_stack()
@@ -418,10 +425,11 @@ def _record(before: Any, lock: Any, candidate: _Edge, existing: _Edge | None, ga
 
 def _add_instance_edge(before: Any, lock: Any, edge: _Edge) -> None:
     u, v = before._serial, lock._serial
-    for serial, item, low in ((u, before, True), (v, lock, False)):
+    for serial, item in ((u, before), (v, lock)):
         if serial not in _inst_order:
-            # A new node goes first (a source) or last (a sink): it cannot need a reorder.
-            _inst_order[serial] = next(_order_low) if low else next(_order_high)
+            # A node without edges fits anywhere: it starts at its creation order, so that
+            # locks taken in the order they were made (sorted ids) never need a reorder.
+            _inst_order[serial] = serial
             _track(serial, item)
     if _inst_order[u] > _inst_order[v]:
         _reorder(u, v)
@@ -446,7 +454,7 @@ def _reorder(u: int, v: int) -> None:
         return
     nodes = sorted(backward, key=_inst_order.__getitem__) + sorted(forward, key=_inst_order.__getitem__)
     positions = sorted(_inst_order[n] for n in nodes)
-    for node, position in zip(nodes, positions):
+    for node, position in zip(nodes, positions, strict=False):
         _inst_order[node] = position
 
 
@@ -481,7 +489,11 @@ def _track(serial: int, lock: Any) -> None:
     if serial not in _tracked:
         # The callback may run inside any allocation, even under _graph_lock:
         # it only appends (atomic); the checker drains the list.
-        _tracked[serial] = weakref.ref(lock, lambda _ref, serial=serial: _dead.append(serial))
+        _tracked[serial] = weakref.ref(lock, functools.partial(_died, serial))
+
+
+def _died(serial: int, _ref: Any) -> None:
+    _dead.append(serial)
 
 
 def _drain_dead() -> None:
@@ -514,10 +526,19 @@ def _instance_cycle(candidate: _Edge, existing: _Edge | None) -> Finding | None:
     u, v = candidate.from_serial, candidate.to_serial
     if u not in _inst_order or v not in _inst_order:
         return None
-    if existing is None and _inst_order[u] < _inst_order[v]:
+    upper = _inst_order[u]
+    if upper < _inst_order[v]:
         return None  # agrees with the topological order: no path v -> u exists
-    for path in _paths(v, u, lambda n: _inst_succ.get(n, {}).keys()):
-        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:])] + [candidate]
+    # A path v -> u can only run through nodes ordered between them (Pearce-Kelly's bound).
+    inside = _reach(v, _inst_succ, lambda n: _inst_order[n] <= upper, lambda n: _inst_succ.get(n, {}))
+    if u not in inside:
+        return None
+
+    def successors(node: int) -> Iterable[int]:
+        return [other for other in _inst_succ.get(node, {}) if other in inside]
+
+    for path in _paths(v, u, successors):
+        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:], strict=False)] + [candidate]
         if _reportable(edges, [set(edge.gates) for edge in edges]):
             aliases = (_code_key(edges),)
             return Finding(("instance", _canonical(path)), edges, aliases=aliases)
@@ -534,7 +555,7 @@ def _class_cycle(candidate: _Edge, gate_classes: frozenset[LockClass]) -> Findin
                 if not other.signal and not _suppressed(edge.first)]
 
     for path in _paths(to_cls, from_cls, successors):
-        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:])]
+        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:], strict=False)]
         edges = [edge.first for edge in class_edges] + [candidate]
         gate_sets = [set(edge.gates) for edge in class_edges] + [set(gates)]
         if _reportable(edges, gate_sets):
@@ -649,7 +670,7 @@ def _acquire_stack() -> tuple[RawFrame, ...]:
     frame: Any = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
         frame = frame.f_back
-    frames = []
+    frames: list[RawFrame] = []
     while frame is not None and len(frames) < STACK_LIMIT:
         code = frame.f_code
         frames.append((code.co_filename, frame.f_lineno, code.co_name))
@@ -676,10 +697,17 @@ def _class_label(cls: LockClass) -> str:
     return f"Lock from {os.path.basename(site[0])}:{site[1]}" if site else "Lock"
 
 
+def _lock_of(edge: _Edge, end: str) -> Any:
+    """The live lock at one end of an edge, or None."""
+    ref = edge.from_ref if end == "from" else edge.to_ref
+    if ref is None:
+        ref = _tracked.get(edge.from_serial if end == "from" else edge.to_serial)
+    return None if ref is None else ref()
+
+
 def _edge_label(edge: _Edge, end: str) -> str:
     cls = edge.from_cls if end == "from" else edge.to_cls
-    ref = edge.from_ref if end == "from" else edge.to_ref
-    lock = None if ref is None else ref()
+    lock = _lock_of(edge, end)
     if lock is not None and not cls.name:
         kind = type(lock).__name__
         site = cls.site
@@ -728,8 +756,8 @@ def build_report(finding: Finding) -> Report:
 
     live: dict[int, Any] = {}
     for edge in finding.edges:
-        for serial, ref in ((edge.from_serial, edge.from_ref), (edge.to_serial, edge.to_ref)):
-            lock = None if ref is None else ref()
+        for serial, end in ((edge.from_serial, "from"), (edge.to_serial, "to")):
+            lock = _lock_of(edge, end)
             if lock is not None:
                 live[serial] = lock
     attributes = _snapshot.attribute_labels(live.values())
@@ -748,10 +776,10 @@ def build_report(finding: Finding) -> Report:
     summary = _summary(edges, finding.rule, single)
     report = _snapshot.take("lock-order", summary=summary)
     known = {info.id for info in report.locks}
-    final_labels = {}
-    for edge in edges:
-        final_labels[edge.from_] = edge.from_label
-        final_labels[edge.to] = edge.to_label
+    final_labels: dict[str, str | None] = {}
+    for order_edge in edges:
+        final_labels[order_edge.from_] = order_edge.from_label
+        final_labels[order_edge.to] = order_edge.to_label
     extra = []
     for serial, lock in sorted(live.items()):
         if lock.id in known:
@@ -781,6 +809,14 @@ def remember_report(finding: Finding, report: Report) -> None:
     """Keep a finding's report: later refusals of the same order carry it too."""
     if len(_first_reports) < 10_000:
         _first_reports[finding.key] = report
+        _findings_by_report[id(report)] = (report, finding)
+
+
+def withdrawn(report: Report) -> bool:
+    """Whether a lock-order report no longer holds: a lock of its cycle was since released by
+    another thread, so it is a hand-off lock (a semaphore, a readers-writer resource), not a mutex."""
+    entry = _findings_by_report.get(id(report))
+    return entry is not None and entry[0] is report and entry[1].involves_signal()
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:
@@ -843,9 +879,7 @@ def _live_edges() -> list[_Edge]:
     for edge in edges:
         if edge.source is not None:
             continue
-        if edge.from_ref is not None and edge.from_ref() is None:
-            continue
-        if edge.to_ref is not None and edge.to_ref() is None:
+        if _lock_of(edge, "from") is None or _lock_of(edge, "to") is None:
             continue
         alive.append(edge)
     alive.sort(key=lambda e: e.seq)

@@ -245,7 +245,13 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     now = monotonic()
     frames = sys._current_frames()
     python_threads = dict(threading._active)  # type: ignore[attr-defined]
-    states = {state.ident: state for state in _state.states()}
+    # The newest state of each ident: a new thread may reuse the ident of one that ended.
+    states = {state.ident: state for state in sorted(_state.states(), key=lambda state: state.token)}
+
+    def report_id(state: _state.ThreadState) -> int:
+        """The thread's id in the report: its ident, or -token for an ended thread whose ident was reused."""
+        current = states.get(state.ident)
+        return state.ident if current is None or current is state else -state.token
 
     # Locks worth reporting: held or waited for by someone.
     involved: dict[int, InstrumentedLock] = {}
@@ -264,9 +270,12 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     # Owners that are not (or no longer) known threads, e.g. a Lock left held by a thread that ended.
     for lock in list(involved.values()):
         owner = lock._owner
-        if owner is not None and owner.ident not in holdings:
-            holdings[owner.ident] = [lock]
-            states.setdefault(owner.ident, owner)
+        if owner is None:
+            continue
+        owner_id = report_id(owner)
+        if owner_id not in holdings:
+            holdings[owner_id] = [lock]
+            states.setdefault(owner_id, owner)
 
     attributes = attribute_labels(involved.values()) if labels else {}
 
@@ -320,7 +329,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 kind=lock_kind(lock),
                 name=lock.name,
                 site=site_frame(lock.site),
-                owner=None if owner is None else owner.ident,
+                owner=None if owner is None else report_id(owner),
                 count=count,
                 waiters=tuple(sorted(waiters.get(id(lock), ()))),
                 label=lock_label(lock, attributes.get(id(lock))),

@@ -19,6 +19,7 @@ def format_report(report: Report) -> str:
     if report.summary:
         lines.append(report.summary)
     lines.append(_origin(report))
+    lines.extend(f"Note: {note}" for note in report.notes)
 
     if report.kind == "lock-order" or (report.order_cycles and not report.cycles):
         lines.extend(_order_section(report, names))
@@ -175,7 +176,8 @@ def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str
     for lock_id in thread.holding:
         lines.append("  holds " + _held_lock(thread, lock_id, names))
     if not thread.holding:
-        lines.append("  holds no lockwatch lock")
+        attached = report.source is not None and report.source.startswith("attach")
+        lines.append("  holds no lock lockwatch could find" if attached else "  holds no lockwatch lock")
     lines.extend("  " + line for line in _waiting(thread, names))
     if report.victim is not None and report.victim == thread.id:
         lines.append("  chosen as the victim: its blocked acquire() raises lockwatch.DeadlockError")
@@ -192,6 +194,9 @@ def _held_lock(thread: ThreadInfo, lock_id: str, names: _Names) -> str:
     info = names.locks.get(lock_id)
     if info is not None and info.kind == "RLock" and info.owner == thread.id and info.count > 1:
         text += f" ({info.count} times)"
+    how = thread.inferred.get(lock_id)
+    if how is not None:
+        return f"{text} (inferred: {how})"
     taken = thread.acquired_at.get(lock_id)
     if taken is not None:
         return f"{text}, taken at {_where(taken)}"
@@ -206,10 +211,12 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
         if thread.waiting_seconds is not None:
             text += f" for {format_seconds(thread.waiting_seconds)}"
         owner = names.owner_of(thread.waiting_for)
-        if owner is not None:
-            text += f", held by {names.thread(owner)}"
         info = names.locks.get(thread.waiting_for)
+        if owner is not None:
+            text += f", held by {names.thread(owner)}" + (" (inferred)" if info is not None and info.inferred else "")
         lines = [text]
+        if thread.waiting_inferred:
+            lines.append(f"  (inferred: {thread.waiting_inferred})")
         if info is not None and info.site is not None:
             lines.append(f"  (that lock was created at {_where(info.site)})")
         return lines

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import inspect
+import functools
+import linecache
 import os
 import sys
 import threading
@@ -19,8 +20,9 @@ import traceback
 import types
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident, start_new_thread
+from collections.abc import Callable
 from time import monotonic, sleep
-from typing import Any, Callable
+from typing import Any
 
 from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
@@ -45,13 +47,17 @@ def _untimed_condition_wait_lines() -> frozenset[int] | None:
     """Lines of Condition.wait that block without a timeout (``waiter.acquire()``).
 
     A timed Condition wait (``Event.wait(1.0)`` in a polling loop) ends by itself
-    and is no hang; where the source cannot be read, every wait counts.
+    and is no hang; where the source cannot be read, every wait counts. Read
+    with linecache and the code's own line table (``inspect`` costs start-up time).
     """
+    code = threading.Condition.wait.__code__
     try:
-        lines, start = inspect.getsourcelines(threading.Condition.wait)
-    except (OSError, TypeError):  # pragma: no cover - stdlib source missing
+        lines = {line for _start, _end, line in code.co_lines() if line}
+        found = frozenset(
+            line for line in lines if linecache.getline(code.co_filename, line).strip() == "waiter.acquire()"
+        )
+    except Exception:  # noqa: BLE001  (pragma: no cover - stdlib source missing)
         return None
-    found = frozenset(start + index for index, line in enumerate(lines) if line.strip() == "waiter.acquire()")
     return found or None
 
 
@@ -70,7 +76,7 @@ def _say_once(key: str, message: str) -> None:
     try:
         sys.stderr.write(f"lockwatch: {message}\n")
         sys.stderr.flush()
-    except Exception:  # stderr closed or broken: nothing sensible left to do
+    except Exception:  # noqa: BLE001  (stderr closed or broken: nothing sensible left to do)
         pass
 
 
@@ -206,7 +212,7 @@ class _Watchdog:
                         # lock's resource lock) shows it only at that release: wait for it a moment.
                         held_back.append(finding)
                         continue
-                    self._guarded(lambda: self._present_order(order_finding))
+                    self._guarded(functools.partial(self._present_order, order_finding))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
@@ -373,6 +379,9 @@ class _Watchdog:
             pass
 
     def _exit_process(self) -> None:
+        # Everything found so far is presented before the process ends (held-back findings too).
+        self.stopping = True
+        self._guarded(self.present_findings)
         _dump.wait_drawings(EXIT_DRAWING_TIMEOUT)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -469,7 +478,7 @@ class _Watchdog:
                 _say_once("last-snapshot", f"cannot record the latest snapshot for `lockwatch dump`: {exc}")
         if _events.print_to_stderr and paths:
             # A person asked for it from outside: say where it is, without flooding the program's stderr.
-            _print(f"lockwatch: snapshot written to {', '.join(paths)}\n")
+            _print(f"lockwatch: snapshot written to {_dump.describe(paths)}\n")
 
     def write(self, report: Report) -> list[str]:
         """Write the dump files; an unwritable dump_dir is said once and yields no paths."""
@@ -495,7 +504,7 @@ class _Watchdog:
                 _say_once("text-error", f"formatting the report failed: {exc!r}")
                 text = f"{report.kind.upper()}: {report.summary}\n"
             if paths:
-                text += f"lockwatch: {report.kind} dump written to {', '.join(paths)}\n"
+                text += f"lockwatch: {report.kind} dump written to {_dump.describe(paths)}\n"
             _print(text)
         return paths
 

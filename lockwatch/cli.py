@@ -8,7 +8,8 @@ Exit statuses (also in ``lockwatch --help``):
 2     usage error: unknown option, bad option value, missing script or module
 3     bad input file: missing, unreadable, not JSON, not a lockwatch dump or baseline, newer format
 4     cannot write the output: unwritable path, or Graphviz missing or failing for an image
-5     ``dump``: the process does not exist, is not ours, is not running lockwatch, or did not answer
+5     ``dump``: the process does not exist, is not ours, cannot be attached to (or is not running lockwatch
+      with --no-attach), or did not answer
 86    ``run --on-deadlock exit``: a deadlock was found, reported, and the process ended
 130   ``run``: the program was interrupted (KeyboardInterrupt), as a shell reports for python
 ====  ======================================================================
@@ -50,7 +51,7 @@ Exit statuses:
   {EXIT_USAGE:<4} usage error: unknown option, bad value, missing script or module
   {EXIT_BAD_INPUT:<4} bad input file: missing, not JSON, not a lockwatch dump, newer format
   {EXIT_CANNOT_WRITE:<4} cannot write the output (or Graphviz missing for an image format)
-  {EXIT_PROCESS:<4} dump: no such process, not ours, not under lockwatch, no answer
+  {EXIT_PROCESS:<4} dump: no such process, not ours, cannot attach, no answer
   {EXIT_DEADLOCK:<4} run --on-deadlock exit: a deadlock was found and the process ended
   {EXIT_INTERRUPTED:<4} run: the program was interrupted (KeyboardInterrupt)
 """
@@ -127,7 +128,7 @@ def cli() -> None:
       lockwatch run -m mypkg.server          # like `python -m mypkg.server`
       lockwatch show lockwatch-dumps/deadlock-*.json
       lockwatch render lockwatch-dumps/deadlock-20260101-120000-4242-1.json -o deadlock.png
-      lockwatch dump 4242                    # snapshot of a process running under lockwatch
+      lockwatch dump 4242                    # snapshot of a live process: who holds, who waits
     """
 
 
@@ -417,25 +418,42 @@ def show(dump: str) -> None:
 # --- dump ----------------------------------------------------------------------------------------
 
 
-@cli.command("dump", short_help="Ask a process running under lockwatch for a snapshot.")
+@cli.command("dump", short_help="Snapshot a live Python process: who holds which lock, who waits, the cycle.")
 @click.argument("pid", type=int)
+@click.option("--dump-dir", metavar="DIR",
+              help="Where an attach-mode snapshot is written (default ./lockwatch-dumps). A process running "
+                   "under lockwatch writes its snapshot to its own dump directory.")
+@click.option("--attach/--no-attach", "attach", default=None,
+              help="--attach: attach with gdb even to a process running under lockwatch. --no-attach: only ask a "
+                   "process running under lockwatch (by signal), never attach. Default: signal if it runs "
+                   "lockwatch, else attach.")
 @click.option("--timeout", metavar="S", type=float, default=DUMP_TIMEOUT, show_default=True,
-              help="Seconds to wait for the process to write the snapshot.")
+              help="Seconds to wait for the snapshot (attach mode: for the GIL, once gdb has attached).")
 @click.option("--show", "show_report", is_flag=True, help="Also print the snapshot as a text report.")
-def dump_command(pid: int, timeout: float, show_report: bool) -> None:
-    """Ask a process running under lockwatch for a snapshot, and print its path.
+def dump_command(pid: int, dump_dir: str | None, attach: bool | None, timeout: float, show_report: bool) -> None:
+    """Snapshot a live Python process, and print the dump's path.
 
-    Sends the process SIGUSR1; its watchdog writes a snapshot dump (every
+    A process running under lockwatch (`lockwatch run`, lockwatch.patch())
+    is asked with SIGUSR1: its watchdog writes an exact snapshot (every
     thread's stack, every held and awaited lock) to its dump directory while
-    the process goes on -- or stays hung. Works only for processes started
-    with `lockwatch run` (or lockwatch.patch()) by the same user, with
-    signals on (no --no-signal). The main thread must be running Python code
-    or waiting on a lock for the signal to be handled.
+    the process goes on -- or stays hung.
+
+    Any other CPython 3.10-3.13 process is attached to with gdb (Linux,
+    ptrace allowed, same user or root): a small routine injected into it reads
+    every thread's stack and the locks its with/acquire lines name, then gdb
+    detaches and the process continues exactly where it was. RLock owners are
+    exact; a plain Lock's holder is inferred from the with blocks and acquire()
+    calls still active in the threads' frames, and marked "inferred". The
+    wait-for cycle, if any, is found as for instrumented processes. If C code
+    holds the GIL and never lets go, the dump has stacks only (py-spy, when
+    installed, else gdb's C stacks) and says so. docs/attach.md has the details
+    and the risks.
 
     \b
     Examples:
       lockwatch dump 4242
       lockwatch dump 4242 --show                 # and print who holds and who waits
+      lockwatch dump 4242 --attach --dump-dir /tmp/dumps
       lockwatch render "$(lockwatch dump 4242)"  # picture of the hung process
     """
     from lockwatch import _signals
@@ -444,9 +462,7 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         raise click.BadParameter(f"must be a positive number of seconds, not {timeout}", param_hint="'--timeout'")
     if pid <= 0:
         raise click.BadParameter(f"must be a positive process id, not {pid}", param_hint="'PID'")
-    signal_number = _signals.SNAPSHOT_SIGNAL
-    if signal_number is None:
-        raise CliError("snapshots need SIGUSR1, which this platform does not have", EXIT_PROCESS)
+    directory = _setting("dump_dir", "--dump-dir", dump_dir)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -456,13 +472,60 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
             f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS
         ) from None
     registration = _signals.registration_path(pid)
-    if not os.path.exists(registration):
-        raise CliError(
-            f"process {pid} is not running under lockwatch (no {registration}); start it with "
-            f"`lockwatch run SCRIPT` (without --no-signal) to take snapshots",
-            EXIT_PROCESS,
-        )
-    _check_not_reused(pid, registration)
+    registered = _registry_read(_signals.read_json, registration) if _signals.SNAPSHOT_SIGNAL is not None else None
+    if attach or (attach is None and registered is None):
+        path = _attach_dump(pid, directory, timeout)
+    else:
+        if registered is None:
+            raise CliError(
+                f"process {pid} is not running under lockwatch (no {registration}); drop --no-attach to attach "
+                f"to it with gdb, or start it with `lockwatch run SCRIPT` (without --no-signal)",
+                EXIT_PROCESS,
+            )
+        if directory is not None:
+            click.echo(f"lockwatch: --dump-dir is ignored: process {pid} writes its snapshot to its own dump "
+                       f"directory (use --attach to write one into {directory})", err=True)
+        path = _signal_dump(pid, registration, registered, timeout)
+    click.echo(path)
+    if show_report:
+        from lockwatch import _text
+
+        click.echo(_text.format_report(_load(path)), nl=False)
+
+
+def _attach_dump(pid: int, dump_dir: str | None, timeout: float) -> str:
+    """Attach with gdb, build the snapshot, write it into the dump directory; returns the JSON path."""
+    from lockwatch import _attach, _dump
+    from lockwatch._errors import AttachError
+
+    try:
+        config = _config.resolve({"dump_dir": dump_dir}, explicit_source="command line")
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        report = _attach.snapshot(pid, timeout=timeout)
+    except AttachError as exc:
+        raise CliError(str(exc), EXIT_PROCESS) from None
+    if report.source == "attach-stacks":
+        _error_note(report.summary)
+    try:
+        paths = _dump.write_report(report, config.dump_dir)
+    except OSError as exc:
+        raise CliError(str(exc.strerror or exc), EXIT_CANNOT_WRITE) from None
+    return paths[0]
+
+
+def _error_note(message: str) -> None:
+    click.echo(f"lockwatch: {message}", err=True)
+
+
+def _signal_dump(pid: int, registration: str, registered: dict[str, Any], timeout: float) -> str:
+    """Ask a process running under lockwatch for a snapshot (SIGUSR1); returns the JSON path it wrote."""
+    from lockwatch import _signals
+
+    signal_number = _signals.SNAPSHOT_SIGNAL
+    assert signal_number is not None
+    _check_not_reused(pid, registration, registered)
     last = _signals.last_snapshot_path(pid)
     before = _file_state(last)
     try:
@@ -471,15 +534,10 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         raise CliError(f"process {pid} ended before it could be asked", EXIT_PROCESS) from None
     except PermissionError:
         raise CliError(f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS) from None
-    path = _wait_for_snapshot(pid, signal_number, last, before, timeout)
-    click.echo(path)
-    if show_report:
-        from lockwatch import _text
-
-        click.echo(_text.format_report(_load(path)), nl=False)
+    return _wait_for_snapshot(pid, signal_number, last, before, timeout)
 
 
-def _check_not_reused(pid: int, registration: str) -> None:
+def _check_not_reused(pid: int, registration: str, contents: dict[str, Any]) -> None:
     """Refuse to signal a process that only reuses the pid of a registered one that died.
 
     SIGUSR1 ends a process that does not handle it: the start time in the
@@ -487,11 +545,7 @@ def _check_not_reused(pid: int, registration: str) -> None:
     """
     from lockwatch import _signals
 
-    try:
-        with open(registration, encoding="utf-8") as handle:
-            registered = json.load(handle).get("start_ticks")
-    except (OSError, ValueError, AttributeError):
-        registered = None
+    registered = contents.get("start_ticks")
     current = _signals.process_start_ticks(pid)
     if isinstance(registered, int) and current is not None and registered != current:
         raise CliError(
@@ -501,12 +555,21 @@ def _check_not_reused(pid: int, registration: str) -> None:
         )
 
 
-def _file_state(path: str) -> tuple[float, bytes] | None:
+def _registry_read(read: Any, path: str) -> Any:
+    """Read a file of the registry directory; an unsafe directory or planted file is a one-line error."""
+    from lockwatch import _signals
+
     try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()).st_mtime_ns, handle.read()
-    except OSError:
-        return None
+        return read(path)
+    except _signals.RegistryError as exc:
+        raise CliError(str(exc), EXIT_PROCESS) from None
+
+
+def _file_state(path: str) -> bytes | None:
+    """The .last file's contents (they change with every snapshot: they hold its path and time)."""
+    from lockwatch import _signals
+
+    return _registry_read(_signals.read_file, path)
 
 
 # Ask again this often while no snapshot came: a request is idempotent, and a
@@ -516,7 +579,7 @@ _DUMP_RESEND = 3.0
 
 
 def _wait_for_snapshot(
-    pid: int, signal_number: int, last: str, before: tuple[float, bytes] | None, timeout: float
+    pid: int, signal_number: int, last: str, before: bytes | None, timeout: float
 ) -> str:
     deadline = time.monotonic() + timeout
     resend_at = time.monotonic() + _DUMP_RESEND
@@ -524,7 +587,7 @@ def _wait_for_snapshot(
         state = _file_state(last)
         if state is not None and state != before:
             try:
-                path = json.loads(state[1].decode("utf-8"))["path"]
+                path = json.loads(state.decode("utf-8"))["path"]
             except (ValueError, KeyError, TypeError):
                 path = None
             if isinstance(path, str) and os.path.exists(path):

@@ -264,7 +264,11 @@ def test_hung_service_snapshot_then_deadlock_exit(tmp_path: Path) -> None:
         pid_line = service.stdout().splitlines()[0]
         assert f"pid {service.process.pid}" in pid_line
         # Every request so far has been answered. Request #10 was a report: its stats -> cache
-        # order against the puts' cache -> stats was reported while the service is healthy.
+        # order against the puts' cache -> stats was reported while the service is healthy
+        # (by lockwatch's own thread, a moment after the acquire that closed the cycle).
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not dumps(service.dump_dir, "lock-order") and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(dumps(service.dump_dir, "lock-order")) == 1
         assert dumps(service.dump_dir, "deadlock") == []
 
