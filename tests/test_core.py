@@ -114,6 +114,7 @@ def test_state_made_by_the_python_side_is_the_one_the_core_uses() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # 3.12+: helper threads of other tests
 def test_forked_child_keeps_its_state_and_its_locks() -> None:
     lock = lockwatch.RLock()
     with lock:
