@@ -94,6 +94,8 @@ _park_list_lock = _allocate_raw_lock()
 def _is_skipped(filename: str) -> bool:
     skipped = _skip_cache.get(filename)
     if skipped is None:
+        if len(_skip_cache) > 10_000:
+            _skip_cache.clear()  # generated code (exec, templates) makes new file names without end
         path = os.path.normcase(os.path.abspath(filename))
         skipped = path in _SKIPPED_CREATION_FILES or path.startswith(_PACKAGE_DIR)
         _skip_cache[filename] = skipped
