@@ -483,7 +483,9 @@ def test_render_gives_up_on_a_dump_that_takes_too_long_to_draw(tmp_path: Path) -
     subprocess.run([sys.executable, "craft.py", "big.json", "6000"], cwd=tmp_path, check=True, timeout=TIMEOUT)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-c", "from lockwatch import cli; cli.RENDER_TIME_LIMIT = 0.3; "
+        # Drawing made slow on purpose: the test is about the time limit, not about this machine's speed.
+        [sys.executable, "-c", "import time; from lockwatch import cli, _render; cli.RENDER_TIME_LIMIT = 0.3; "
+         "slow = _render.to_dot; _render.to_dot = lambda *a, **k: (time.sleep(3), slow(*a, **k))[1]; "
          "cli.main(['render', '-f', 'dot', '-o', 'big.dot', 'big.json'])"],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT,
     )
