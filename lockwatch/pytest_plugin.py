@@ -121,10 +121,19 @@ def pytest_configure(config: pytest.Config) -> None:
 def _enabled(config: pytest.Config) -> bool:
     if _cli_value(config, "lockwatch"):
         return True
+    if _started_by_hook():
+        return True  # LOCKWATCH=1 pytest: the start-up hook patched this process before pytest began
     try:
         return bool(config.getini("lockwatch"))
     except ValueError as exc:
         raise pytest.UsageError(f"lockwatch: the ini key lockwatch must be true or false: {exc}") from None
+
+
+def _started_by_hook() -> bool:
+    from lockwatch import _startup
+
+    hook_patch = _startup.startup_patch
+    return hook_patch is not None and hook_patch.active
 
 
 def _cli_value(config: pytest.Config, dest: str) -> Any:
@@ -304,6 +313,11 @@ class LockwatchSession:
         self.shared_dir: str | None = None
         self.marker_error: str | None = None
         self.owns_shared_dir = False
+        # Locks made before lockwatch: the ones adopted (instrumented since), and the ones left raw
+        # (labels; None when they could not be counted).
+        self.adopted: list[str] = []
+        self.raw_locks: list[str] | None = None
+        self.census_error: str | None = None
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -314,6 +328,18 @@ class LockwatchSession:
         _events.print_to_stderr = False  # findings are presented in test reports instead
         _events.subscribe(self._on_report)
         self.patch = _patch.Patch(self.settings).start()
+        self.count_raw_locks()
+
+    def count_raw_locks(self) -> None:
+        """What stays raw of the locks made before lockwatch (the patch has adopted logging's)."""
+        from lockwatch import _adopt
+
+        self.adopted = _adopt.adopted_locks()
+        try:
+            self.raw_locks = _adopt.raw_locks()
+        except Exception as exc:  # noqa: BLE001 - a census is a nicety: the header says it failed
+            self.raw_locks = None
+            self.census_error = repr(exc)
 
     def stop(self) -> None:
         from lockwatch import _events, _order
@@ -374,7 +400,7 @@ class LockwatchSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.stop()
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         hang = "off" if self.settings.hang_timeout is None else f"{self.settings.hang_timeout:g} s"
         order = {"raise": "raise (inversions fail the test)", "warn": "warn", "off": "off"}[self.order]
         line = (
@@ -383,7 +409,23 @@ class LockwatchSession:
         )
         if self.role == "controller":
             line += "; xdist workers share learned lock orders"
-        return line
+        return [line, "lockwatch: " + self.pre_existing_locks()]
+
+    def pre_existing_locks(self) -> str:
+        """One line on the locks made before lockwatch: adopted, left raw, and what cannot be known."""
+        if self.role == "controller":
+            return "locks made before lockwatch are counted in each xdist worker, not here"
+        if self.raw_locks is None:
+            return f"locks made before lockwatch could not be counted ({self.census_error})"
+        adopted = f"{len(self.adopted)} adopted ({', '.join(self.adopted)})" if self.adopted else "none adopted"
+        raw = (
+            f"{len(self.raw_locks)} stay raw, unwatched ({_grouped(self.raw_locks)})"
+            if self.raw_locks else "none stays raw"
+        )
+        return (
+            f"locks made before lockwatch: {adopted}; {raw}. "
+            "Whether tests use the raw ones cannot be counted: a raw lock records nothing."
+        )
 
     # --- tests -------------------------------------------------------------------------
 
@@ -552,7 +594,7 @@ class LockwatchSession:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.role == "worker" or not self.summary:
+        if self.role == "worker":
             return
         terminalreporter.section("lockwatch")
         for where, kind, summary, paths, verdict in self.summary:
@@ -560,6 +602,19 @@ class LockwatchSession:
             terminalreporter.line(line)
             if paths:
                 terminalreporter.line(f"    dump: {', '.join(paths)}")
+        terminalreporter.line(self.pre_existing_locks())
+
+
+def _grouped(labels: list[str], shown: int = 6) -> str:
+    """``threading._active_limbo_lock, cached_property.lock x32, ...``: the most frequent labels first."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = [label if count == 1 else f"{label} x{count}" for label, count in ranked[:shown]]
+    if len(ranked) > shown:
+        parts.append(f"{sum(count for _label, count in ranked[shown:])} more")
+    return ", ".join(parts)
 
 
 def _one_line(finding: _Finding) -> str:
