@@ -181,8 +181,8 @@ def test_a_broken_configuration_says_one_line_and_the_program_runs(
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    result = python(["-c", "import sys; print('ran', 'lockwatch._patch' in sys.modules and __import__('lockwatch').is_patched())"],
-                    clean_env(**env), tmp_path)
+    code = "import sys; print('ran', 'lockwatch._patch' in sys.modules and __import__('lockwatch').is_patched())"
+    result = python(["-c", code], clean_env(**env), tmp_path)
     assert (result.returncode, result.stdout) == (0, "ran False\n"), result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
