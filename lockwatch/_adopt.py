@@ -106,10 +106,19 @@ def _import_reporting() -> None:
     """
     from lockwatch import _dump, _text  # noqa: F401 - imported for their side effect: loaded before any report
 
+    if "graphviz" in sys.modules:
+        return
+    logging = sys.modules.get("logging")
+    module_lock: Any = getattr(logging, "_lock", None)
+    if module_lock is not None and not module_lock.acquire(False):
+        return  # busy: patch() does not wait for it (nothing is adopted either); reports import graphviz later
     try:
         import graphviz  # noqa: F401
     except ImportError:  # rendering says so when it is needed
         pass
+    finally:
+        if module_lock is not None:
+            module_lock.release()
 
 
 def _adopt_logging() -> Adoption:
@@ -272,6 +281,8 @@ def raw_locks() -> list[str]:
         obj for obj in objects
         if isinstance(obj, (InstrumentedLock, _SharedRLock, _Swap)) or _is_lockwatch_object(obj)
     ]
+    # Python 3.10 keeps instance attributes in a __dict__ of their own: look one level further.
+    own_holders += [vars(obj) for obj in own_holders if hasattr(obj, "__dict__") and not isinstance(obj, type)]
     own = {id(item) for item in gc.get_referents(*own_holders) if isinstance(item, _RAW_TYPES)}
     found: dict[int, Any] = {}
     for item in gc.get_referents(*objects):
