@@ -331,7 +331,7 @@ class LockwatchSession:
         self.count_raw_locks()
 
     def count_raw_locks(self) -> None:
-        """What stays raw of the locks made before lockwatch (the patch has adopted logging's)."""
+        """The raw locks alive once the session is patched (logging's have been adopted by then)."""
         from lockwatch import _adopt
 
         self.adopted = _adopt.adopted_locks()
@@ -412,19 +412,21 @@ class LockwatchSession:
         return [line, "lockwatch: " + self.pre_existing_locks()]
 
     def pre_existing_locks(self) -> str:
-        """One line on the locks made before lockwatch: adopted, left raw, and what cannot be known."""
+        """One line on the locks lockwatch found raw when it patched: adopted, left raw, and what cannot be known."""
         if self.role == "controller":
-            return "locks made before lockwatch are counted in each xdist worker, not here"
+            return "raw locks (made before lockwatch, or straight from _thread) are counted in each xdist worker"
         if self.raw_locks is None:
-            return f"locks made before lockwatch could not be counted ({self.census_error})"
-        adopted = f"{len(self.adopted)} adopted ({', '.join(self.adopted)})" if self.adopted else "none adopted"
-        raw = (
-            f"{len(self.raw_locks)} stay raw, unwatched ({_grouped(self.raw_locks)})"
-            if self.raw_locks else "none stays raw"
+            return f"the raw locks made before lockwatch could not be counted ({self.census_error})"
+        adopted = (
+            f"adopted {len(self.adopted)} locks made before it ({', '.join(self.adopted)})" if self.adopted
+            else "no lock made before it needed adopting"
         )
+        if not self.raw_locks:
+            return f"{adopted}; no raw lock left"
         return (
-            f"locks made before lockwatch: {adopted}; {raw}. "
-            "Whether tests use the raw ones cannot be counted: a raw lock records nothing."
+            f"{adopted}; {len(self.raw_locks)} raw locks stay unwatched ({_grouped(self.raw_locks)}), "
+            "made before it or straight from _thread; whether tests use them cannot be counted "
+            "(a raw lock records nothing)"
         )
 
     # --- tests -------------------------------------------------------------------------
