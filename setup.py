@@ -91,4 +91,5 @@ def _info_like(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
     return copy
 
 
-setup(cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth})
+if __name__ == "__main__":  # as setuptools runs it (tests import add_to_wheel)
+    setup(cmdclass={"build_py": BuildPyWithPth, "editable_wheel": EditableWheelWithPth})

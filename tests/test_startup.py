@@ -197,6 +197,49 @@ def test_the_hook_patches_once_even_if_run_again(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
 
 
+# --- installing the hook ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_a_regular_build_puts_the_pth_at_the_root_of_the_wheel_tree(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=80,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / _startup.PTH_NAME).read_text() == (REPO / _startup.PTH_NAME).read_text()
+    assert (tmp_path / "lockwatch" / "_startup.py").is_file()
+
+
+def test_an_editable_wheel_gets_the_pth_and_its_record_line(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.spec_from_file_location("lockwatch_setup", REPO / "setup.py")
+    assert spec is not None and spec.loader is not None
+    setup_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup_module)  # not __main__: defines the build hooks, builds nothing
+    wheel = tmp_path / "lockwatch-0.1.0-0.editable-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("__editable__.lockwatch-0.1.0.pth", "import finder\n")
+        zf.writestr("lockwatch-0.1.0.dist-info/METADATA", "Name: lockwatch\n")
+        zf.writestr("lockwatch-0.1.0.dist-info/RECORD", "__editable__.lockwatch-0.1.0.pth,sha256=x,14\n"
+                    "lockwatch-0.1.0.dist-info/METADATA,sha256=y,16\nlockwatch-0.1.0.dist-info/RECORD,,\n")
+    data = (REPO / _startup.PTH_NAME).read_bytes()
+    for _ in range(2):  # the second time changes nothing
+        setup_module.add_to_wheel(str(wheel), _startup.PTH_NAME, data)
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.testzip() is None
+        assert zf.read(_startup.PTH_NAME) == data
+        names = zf.namelist()
+        record = zf.read("lockwatch-0.1.0.dist-info/RECORD").decode().splitlines()
+    assert names.count(_startup.PTH_NAME) == 1
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    assert record[-2:] == [f"{_startup.PTH_NAME},sha256={digest},{len(data)}", "lockwatch-0.1.0.dist-info/RECORD,,"]
+
+
 # --- children ------------------------------------------------------------------------------------
 
 
