@@ -143,3 +143,42 @@ def test_lockwatch_env_var_turns_the_plugin_on_and_logging_is_adopted_at_start_u
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["lockwatch: on (interval 0.1 s*", "*test_next_test_logs_normally PASSED*"], consecutive=False)
     assert "logging._lock" in result.stdout.str().split("Cycle:")[1].split("Thread ")[0]
+
+
+@pytest.mark.timeout(90)
+def test_loggings_own_lock_order_is_reported_but_fails_no_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_orders="""
+        import logging, logging.config, threading
+
+        first = threading.Condition()
+        second = threading.Condition()
+
+        def test_file_handler_closed(tmp_path):
+            logging.FileHandler(tmp_path / "x.log").close()  # handler lock, then logging's lock
+
+        def test_dictconfig():
+            # logging's lock, then every handler's lock (pytest's own file handler among them)
+            logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+        def test_conditions_first_second():
+            with first:
+                with second:
+                    pass
+
+        def test_conditions_second_first():  # the tests' own inversion, taken inside threading.py: fails
+            with second:
+                with first:
+                    pass
+        """
+    )
+    result = run(pytester, "--lockwatch")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "REPORTED (the standard library's own lock order) test_orders.py::test_dictconfig - lock-order: "
+            '*"logging._lock"*',
+            "FAILED test_orders.py::test_conditions_second_first - lock-order:*",
+        ],
+        consecutive=False,
+    )
