@@ -79,6 +79,58 @@ def nested_loop(outer: object, inner: object) -> Callable[[int], None]:
     return body
 
 
+def nested_triple_loop(a: object, b: object, c: object) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            with a:  # type: ignore[attr-defined]
+                with b:  # type: ignore[attr-defined]
+                    with c:  # type: ignore[attr-defined]
+                        pass
+
+    return body
+
+
+def holding_loop(factory: Callable[[], object], depth: int) -> Callable[[int], None]:
+    """``with lock`` while ``depth`` other locks are held (the worst case for a depth-dependent check)."""
+
+    def body(n: int) -> None:
+        held = [factory() for _ in range(depth)]
+        lock = factory()
+        for outer in held:
+            outer.acquire()  # type: ignore[attr-defined]
+        try:
+            for _ in range(n):
+                with lock:  # type: ignore[attr-defined]
+                    pass
+        finally:
+            for outer in reversed(held):
+                outer.release()  # type: ignore[attr-defined]
+
+    return body
+
+
+def fresh_nested_loop(factory: Callable[[], object]) -> Callable[[int], None]:
+    """A fresh lock per operation, nested under a long-lived one: per-object locks (create + use)."""
+
+    def body(n: int) -> None:
+        outer = factory()
+        for _ in range(n):
+            inner = factory()
+            with outer:  # type: ignore[attr-defined]
+                with inner:  # type: ignore[attr-defined]
+                    pass
+
+    return body
+
+
+def creation_loop(factory: Callable[[], object]) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            factory()
+
+    return body
+
+
 HANDOFF_QUEUE_SIZE = 64
 
 
@@ -102,6 +154,41 @@ def queue_handoff(make_queue: Callable[[], queue.Queue[int | None]]) -> Callable
             q.put(item)
         q.put(None)
         consumer.join()
+
+    return body
+
+
+def pipeline(make_queue: Callable[[], queue.Queue[int | None]], stages: int = 4) -> Callable[[int], None]:
+    """Items through ``stages`` threads joined by bounded queues (wall time of the whole run)."""
+
+    def body(n: int) -> None:
+        queues = [make_queue() for _ in range(stages + 1)]
+
+        def stage(source: queue.Queue[int | None], sink: queue.Queue[int | None]) -> None:
+            while True:
+                item = source.get()
+                sink.put(item)
+                if item is None:
+                    return
+
+        threads = [threading.Thread(target=stage, args=(queues[i], queues[i + 1])) for i in range(stages)]
+        for thread in threads:
+            thread.start()
+        last = queues[-1]
+        drained = 0
+
+        def drain() -> None:
+            nonlocal drained
+            while last.get() is not None:
+                drained += 1
+
+        sink = threading.Thread(target=drain)
+        sink.start()
+        for item in range(n):
+            queues[0].put(item)
+        queues[0].put(None)
+        for thread in [*threads, sink]:
+            thread.join()
 
     return body
 
@@ -165,6 +252,7 @@ def main() -> int:
     results = []
     # queue.Queue looks up threading.Lock when built: make the raw ones before patching.
     raw_queues = [queue.Queue(HANDOFF_QUEUE_SIZE) for _ in range(rounds)]
+    raw_pipeline_queues = iter([queue.Queue(HANDOFF_QUEUE_SIZE) for _ in range(5 * rounds)])
     patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
     try:
         cases = [
@@ -178,6 +266,13 @@ def main() -> int:
              lambda: acquire_release_loop(lockwatch.RLock())),
             ("nested pair (with a: with b:)", lambda: nested_loop(RAW_LOCK(), RAW_LOCK()),
              lambda: nested_loop(lockwatch.Lock(), lockwatch.Lock())),
+            ("nested triple (a > b > c)", lambda: nested_triple_loop(RAW_LOCK(), RAW_LOCK(), RAW_LOCK()),
+             lambda: nested_triple_loop(lockwatch.Lock(), lockwatch.Lock(), lockwatch.Lock())),
+            ("with Lock while holding 8 others", lambda: holding_loop(RAW_LOCK, 8),
+             lambda: holding_loop(lockwatch.Lock, 8)),
+            ("fresh nested lock (create + use)", lambda: fresh_nested_loop(RAW_LOCK),
+             lambda: fresh_nested_loop(lockwatch.Lock)),
+            ("Lock creation", lambda: creation_loop(RAW_LOCK), lambda: creation_loop(lockwatch.Lock)),
         ]
         for name, make_raw, make_lw in cases:
             results.append(compare(name, make_raw, make_lw, ops, rounds))
@@ -188,13 +283,20 @@ def main() -> int:
             lambda: queue_handoff(lambda: queue.Queue(HANDOFF_QUEUE_SIZE)),
             ops // 10, rounds,
         ))
+        results.append(compare(
+            "4-stage queue pipeline (wall time)",
+            lambda: pipeline(lambda: next(raw_pipeline_queues)),
+            lambda: pipeline(lambda: queue.Queue(HANDOFF_QUEUE_SIZE)),
+            ops // 20, rounds,
+        ))
         raw_bytes = bytes_per_lock(RAW_LOCK)
         lw_bytes = bytes_per_lock(lockwatch.Lock)
         growth = growth_over_short_lived(short_lived)
     finally:
         patcher.stop()
 
-    print(f"lockwatch overhead — Python {platform.python_version()} on {platform.machine()}, "
+    core = getattr(lockwatch, "core", lambda: "Python")()
+    print(f"lockwatch overhead — core: {core}; Python {platform.python_version()} on {platform.machine()}, "
           f"{ops:,} ops x {rounds} rounds, best round each")
     print(f"{'case':<42} {'raw ns/op':>10} {'lockwatch':>10} {'ratio':>7}")
     for row in results:

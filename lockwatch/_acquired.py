@@ -93,3 +93,27 @@ def _taking_line(code: types.CodeType, current_line: int | None, names: list[str
         if pattern.search(linecache.getline(code.co_filename, line)):
             return line
     return None
+
+
+def taken_on_stack(frame: types.FrameType | None, lock: Any) -> Frame | None:
+    """Where a thread blocked in ``lock.acquire()`` already took ``lock`` in a frame still running, if it did.
+
+    ``frame`` is the blocked thread's innermost frame. The blocking line itself
+    (the innermost user frame's current line) does not count: only an earlier
+    ``with``/``acquire()`` in that frame, or one in a frame further out, whose
+    block is still active because the frame has not returned.
+    """
+    try:
+        while frame is not None and is_lockwatch_file(frame.f_code.co_filename):
+            frame = frame.f_back
+        if frame is None:
+            return None
+        code = frame.f_code
+        names = _names_reaching(frame, lock)
+        if names and frame.f_lineno:
+            line = _taking_line(code, frame.f_lineno - 1, names)
+            if line is not None:
+                return Frame(code.co_filename, line, code.co_name, linecache.getline(code.co_filename, line).strip() or None)
+        return _find(frame.f_back, [lock]).get(lock.id)
+    except Exception:  # noqa: BLE001  (unsure means "not on the stack": never a false deadlock)
+        return None

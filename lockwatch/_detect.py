@@ -53,20 +53,28 @@ def find_cycles(waits: Waits) -> list[tuple[CycleStep, ...]]:
     Step i's thread waits for step i's lock, which is owned by step i+1's
     thread (the last step's lock by the first thread). A thread waiting for a
     Lock it owns itself is a cycle of one step.
-    """
-    if not waits:
-        return []
-    import networkx as nx
 
-    graph = wait_for_graph(waits)
+    Each thread waits for at most one lock and each lock has at most one
+    owner, so following "waits for a lock owned by" from every thread finds
+    every cycle in linear time, with nothing to import (the watchdog runs this
+    while the program's own locks, the import lock included, may be stuck).
+    """
     cycles = []
-    for nodes in nx.simple_cycles(graph):
-        threads = [node[1] for node in nodes if node[0] == "thread"]
-        if not threads:  # pragma: no cover - locks only point at threads
-            continue
-        start = threads.index(min(threads))
-        rotated = threads[start:] + threads[:start]
-        cycles.append(tuple(CycleStep(thread=t, lock=waits[t].lock) for t in rotated))
+    done: set[int] = set()
+    for start in sorted(waits):
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        ident: int | None = start
+        while ident is not None and ident in waits and ident not in done and ident not in on_path:
+            on_path[ident] = len(path)
+            path.append(ident)
+            ident = waits[ident].owner
+        if ident is not None and ident in on_path:
+            threads = path[on_path[ident]:]
+            first = threads.index(min(threads))
+            rotated = threads[first:] + threads[:first]
+            cycles.append(tuple(CycleStep(thread=t, lock=waits[t].lock) for t in rotated))
+        done.update(path)
     cycles.sort(key=lambda cycle: [step.thread for step in cycle])
     return cycles
 
@@ -79,13 +87,16 @@ def bystanders(waits: Waits, cycles: Sequence[Sequence[CycleStep]]) -> list[int]
     in_cycles = {step.thread for cycle in cycles for step in cycle}
     if not in_cycles:
         return []
-    graph = wait_for_graph(waits)
-    behind: set[Hashable] = set()
-    for ident in in_cycles:
-        node = _thread_node(ident)
-        if node in graph:
-            behind |= _ancestors(graph, node)
-    return sorted(node[1] for node in behind if node[0] == "thread" and node[1] not in in_cycles)
+    behind = set()
+    for start in waits:
+        seen = set()
+        ident: int | None = start
+        while ident is not None and ident in waits and ident not in seen and ident not in in_cycles:
+            seen.add(ident)
+            ident = waits[ident].owner
+        if ident in in_cycles:
+            behind.update(seen)
+    return sorted(behind - in_cycles)
 
 
 def waits_in_report(report: Report) -> dict[int, Wait]:
@@ -128,9 +139,3 @@ def describe_cycle(cycle: Sequence[CycleStep], report: Report) -> str:
         else:
             parts.append(f"which waits for lock {lock_name(step.lock)} held by {held_by}")
     return ", ".join(parts)
-
-
-def _ancestors(graph: nx.DiGraph, node: Hashable) -> set[Hashable]:
-    import networkx as nx
-
-    return set(nx.ancestors(graph, node))

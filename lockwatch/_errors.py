@@ -45,15 +45,47 @@ class LockOrderViolation(LockwatchError, RuntimeError):
 
     def __init__(self, message: str, report: Report | None = None) -> None:
         super().__init__(message)
-        self.report = report
+        self._report = report
+        self.report_failed = False
+
+    @property
+    def report(self) -> Report | None:
+        """The report, written by lockwatch's own thread shortly after the refused acquire."""
+        return _await_report(self)
+
+    @report.setter
+    def report(self, value: Report | None) -> None:
+        self._report = value
 
 
 class LockOrderWarning(UserWarning):
-    """Issued (with ``order="warn"``) when an acquisition closes a lock-order cycle."""
+    """Issued (with ``order="warn"``) when an acquisition closes a lock-order cycle.
+
+    ``report`` is the lock-order :class:`~lockwatch.Report`, built by lockwatch's own
+    thread: the acquiring thread only records the finding.
+    """
 
     def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
-        self.report = report
+        self._report = report
+        self.report_failed = False
+
+    @property
+    def report(self) -> Any:
+        return _await_report(self)
+
+    @report.setter
+    def report(self, value: Any) -> None:
+        self._report = value
+
+
+def _await_report(carrier: Any) -> Any:
+    """The carrier's report, waiting briefly for lockwatch's thread to build it (never mid-acquire)."""
+    if carrier._report is None and not carrier.report_failed:
+        from lockwatch import _watchdog
+
+        _watchdog.flush(5.0)
+    return carrier._report
 
 
 class ProgramNotFound(LockwatchError):

@@ -1,4 +1,12 @@
-"""Drop-in instrumented Lock and RLock that record holders and waiters in the live lock state."""
+"""Drop-in instrumented Lock and RLock (pure-Python core) that record holders and waiters in the live lock state.
+
+The hot path is an uncontended acquire whose lock order is already known: a
+try-acquire on the real lock, then O(1) bookkeeping whatever the nesting depth
+(the thread's held context answers "known order" with one set lookup). Every
+step after the real lock is taken runs under ``except BaseException``, so an
+exception arriving mid-bookkeeping (KeyboardInterrupt, a refused order)
+leaves the lock as it was before the call.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +15,17 @@ import os
 import queue
 import sys
 import threading
+import warnings
 from _thread import allocate_lock as _allocate_raw_lock
+from _thread import get_ident
 from time import monotonic
 from typing import Any
 
 from lockwatch import _state
-from lockwatch._state import ThreadState, current_state, wait_ended, wait_started
+from lockwatch._state import LockClass, ThreadState, current_state, lock_class, wait_ended, wait_started
 
 # The per-thread pointer to each thread's own state (never replaced, even by fork).
-_thread_local = _state._local
+_local = _state._local
 
 # Serial numbers name locks in reports ("L12"); itertools.count is atomic under the GIL.
 _serials = itertools.count(1)
@@ -30,6 +40,9 @@ _SKIPPED_CREATION_FILES = frozenset(
 _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _skip_cache: dict[str, bool] = {}
 
+# Guards the one-time creation of a lock's list of parked waiters (break mode only).
+_park_list_lock = _allocate_raw_lock()
+
 
 def _is_skipped(filename: str) -> bool:
     skipped = _skip_cache.get(filename)
@@ -41,7 +54,7 @@ def _is_skipped(filename: str) -> bool:
 
 
 def _creation_site() -> tuple[str, int, str] | None:
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and _is_skipped(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
@@ -66,36 +79,40 @@ def _check_new(name: Any, rank: Any, cls: str) -> None:
 
 
 class InstrumentedLock:
-    """What Lock and RLock share: identity, creation site, and the blocking (slow) path."""
+    """What Lock and RLock share: identity, lock class, and the blocking (slow) path."""
 
-    __slots__ = ("_real", "_owner", "_name", "_rank", "_site", "_serial", "_preds", "__weakref__")
+    __slots__ = ("_real", "_owner", "_cls", "_serial", "_parked", "_preds", "__weakref__")
+
+    _kind = "Lock"  # part of the lock class: a Lock and an RLock made on one line are two classes
 
     _real: Any
     _owner: ThreadState | None
+    _cls: LockClass
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
-        _check_new(name, rank, type(self).__name__)
+        if name is not None or rank is not None:
+            _check_new(name, rank, type(self).__name__)
         self._real = _allocate_raw_lock()
         self._owner = None
-        self._name = name
-        self._rank = rank
-        self._site = _creation_site()
+        self._cls = lock_class(_creation_site(), name, rank, self._kind)
         self._serial = next(_serials)
-        # Serials of locks already known to be taken before this one (lock order);
-        # created by the order checker on first use.
-        self._preds: set[int] | None = None
+        # Parked waiters' parkers (break mode), made on first use: a release wakes one.
+        self._parked: list[Any] | None = None
+        # Locks of the same class known to be taken before this one: serial -> the gate
+        # serials held every time (made by the checker, bounded).
+        self._preds: dict[int, frozenset[int]] | None = None
 
     # --- read-only facts, used by reports ------------------------------------
 
     @property
     def name(self) -> str | None:
         """The name given at creation, if any."""
-        return self._name
+        return self._cls.name
 
     @property
     def rank(self) -> int | None:
         """The declared rank (lower ranks are taken first), if any."""
-        return self._rank
+        return self._cls.rank
 
     @property
     def id(self) -> str:
@@ -105,32 +122,105 @@ class InstrumentedLock:
     @property
     def site(self) -> tuple[str, int, str] | None:
         """Where the lock was created: (file, line, function)."""
-        return self._site
+        return self._cls.site
 
     def owner_ident(self) -> int | None:
         """The thread id of the current owner, or None."""
         owner = self._owner
         return None if owner is None else owner.ident
 
-    # --- shared pieces of acquire -----------------------------------------------
+    # --- shared pieces of acquire and release -------------------------------------------
 
-    def _order_unknown(self, held: list[InstrumentedLock]) -> bool:
-        """Whether some (held → self) order is not yet known and settled (a set lookup each)."""
+    def _record(self, state: ThreadState) -> None:
+        """Bookkeeping of a successful acquire: owner, held list, held context."""
+        cls = self._cls
+        if cls.signal:
+            # A hand-off lock leaves stale entries behind (its own among them): keep held bounded.
+            state.drop_stale()
+            self._owner = state
+            state.held.append(self)
+        else:
+            self._owner = state
+            state.held.append(self)
+            ctx = state.ctx
+            state.ctx = ctx.children.get(cls) or ctx.child(cls)
+
+    def _unrecord(self, state: ThreadState) -> None:
+        """Undo _record for the owning thread's own release."""
+        self._owner = None
+        held = state.held
+        if held and held[-1] is self:
+            del held[-1]
+            ctx = state.ctx
+            if ctx.cls is self._cls:
+                state.ctx = ctx.parent  # type: ignore[assignment]
+            elif not self._cls.signal:
+                state.drop_stale()
+        else:
+            _discard(held, self)
+            state.drop_stale()
+
+    def _order_known(self, state: ThreadState) -> bool:
+        """Whether taking this lock in the thread's held context teaches nothing new (set lookups only)."""
+        return self._cls in state.ctx.ok or self._same_class_known(state)
+
+    def _same_class_known(self, state: ThreadState) -> bool:
+        """Same-class nesting (two accounts, two forks): whether every such pair is already known."""
+        ctx = state.ctx
+        cls = self._cls
         preds = self._preds
-        if preds is None:
-            return True
-        for other in held:
-            if other._serial not in preds:
-                return True
-        return False
+        if preds is None or cls not in ctx.same_ok:
+            return False
+        held = state.held
+        for index, other in enumerate(held):
+            if other._cls is cls and other is not self and other._owner is state:
+                gates = preds.get(other._serial)
+                if gates is None:
+                    return False
+                # Known with these gates held before it: the same or more gates teach nothing new.
+                if gates and not gates <= {gate._serial for gate in held[:index]}:
+                    return False
+        return True
 
-    def _check_order(self, state: ThreadState, held: list[InstrumentedLock]) -> None:
-        """Hand new (held → self) orders to the order checker, which may refuse the acquire."""
+    def _learn(self, state: ThreadState) -> Any:
+        """Hand a new order to the lock-order checker; returns a warning to issue, or raises to refuse."""
         checker = _state.order_checker
-        if checker is not None and self._order_unknown(held):
-            checker(state, self, held)
+        if checker is None or state.inside:
+            return None
+        return checker(state, self)
 
-    def _wait(self, state: ThreadState, blocking: Any, timeout: Any) -> bool:
+    def _warn(self, state: ThreadState, warning: Warning) -> None:
+        """Issue a lock-order warning; if that raises (warnings as errors), the acquire is undone."""
+        try:
+            _warn(state, warning)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """An exception interrupted an acquire after the real lock was taken: give the lock back."""
+        state = getattr(_local, "state", None)
+        if state is not None and self._owner is state:
+            self._unrecord(state)
+        self._release_real()
+
+    def _release_real(self) -> None:
+        self._real.release()
+        if self._parked:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        parked = self._parked
+        try:
+            parker = parked.pop(0)  # type: ignore[union-attr]
+        except (IndexError, AttributeError):
+            return
+        try:
+            parker.release()
+        except RuntimeError:  # already woken
+            pass
+
+    def _wait(self, state: ThreadState, blocking: Any, timeout: Any, self_wait: bool = False) -> bool:
         """Block for the real lock as a registered waiter; True once acquired."""
         if timeout != -1:  # only a timeout can be invalid ("blocking" is any truth value)
             _check_arguments(blocking, timeout)
@@ -139,51 +229,70 @@ class InstrumentedLock:
         real = self._real
         if timeout != -1 and real.acquire(False):
             return True
-        wait_started(state, self, timeout != -1)
+        wait_started(state, self, timeout != -1, self_wait)
         try:
             if not _state.break_enabled:
                 return bool(real.acquire(True, timeout))
-            # Break mode: wake up now and then to see whether this thread was
-            # chosen as a deadlock victim; a raw acquire cannot be interrupted.
-            deadline = None if timeout == -1 else monotonic() + timeout
-            while True:
-                poll = _state.BREAK_POLL
-                if deadline is not None:
-                    remaining = deadline - monotonic()
-                    if remaining <= 0:
-                        return bool(real.acquire(False))
-                    poll = min(poll, remaining)
-                if real.acquire(True, poll):
-                    return True
-                error = state.pending_error
-                if error is not None:
-                    raise error
+            return self._park(state, real, timeout)
         finally:
             wait_ended(state)
 
-    def _forget_owner(self) -> None:
-        """Drop the lock from its owner's held list (release, or reinit after fork)."""
-        owner = self._owner
-        if owner is None:
-            return
-        self._owner = None
-        held = owner.held
-        # Locks are almost always released in reverse order: check the end first.
-        if held and held[-1] is self:
-            del held[-1]
-        else:
-            _discard(held, self)
+    def _park(self, state: ThreadState, real: Any, timeout: Any) -> bool:
+        """Break mode: sleep on the thread's parker until a release or the watchdog wakes it.
+
+        A release wakes one parked waiter; the watchdog wakes only a deadlock
+        victim, whose ``pending_error`` is then raised. Blocked threads cost
+        nothing while they sleep.
+        """
+        parked = self._parked
+        if parked is None:
+            fresh: list[Any] = []
+            with _park_list_lock:
+                if self._parked is None:
+                    self._parked = fresh
+                parked = self._parked
+        assert parked is not None
+        parker = state.parker
+        deadline = None if timeout == -1 else monotonic() + timeout
+        acquired = False
+        try:
+            while True:
+                parked.append(parker)
+                try:
+                    # Tried again after registering: a release in between is not missed.
+                    if real.acquire(False):
+                        acquired = True
+                        return True
+                    error = state.pending_error
+                    if error is not None:
+                        raise error
+                    nap = _state.PARK_FALLBACK
+                    if deadline is not None:
+                        remaining = deadline - monotonic()
+                        if remaining <= 0:
+                            return False
+                        nap = min(nap, remaining)
+                    parker.acquire(True, nap)
+                finally:
+                    popped = not _discard(parked, parker)
+                    if popped and not acquired and (state.pending_error is not None or deadline is not None):
+                        # A release woke this waiter, which leaves without the lock: pass the wake on.
+                        self._wake_one()
+        finally:
+            parker.acquire(False)  # the parker is locked again whatever woke it
 
     def _describe(self) -> str:
-        name = f" name={self._name!r}" if self._name is not None else ""
-        return f"lockwatch.{type(self).__name__} object {self.id}{name}"
+        name = self._cls.name
+        named = f" name={name!r}" if name is not None else ""
+        return f"lockwatch.{type(self).__name__} object {self.id}{named}"
 
 
 class Lock(InstrumentedLock):
     """A drop-in ``threading.Lock`` that records its holder and waiters.
 
     Like the original, it may be released by a thread other than the one that
-    acquired it.
+    acquired it; its lock class then counts as a signal, not a mutex, and
+    leaves lock-order checking.
     """
 
     __slots__ = ()
@@ -191,23 +300,28 @@ class Lock(InstrumentedLock):
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.Lock.acquire``."""
         if timeout == -1 and self._real.acquire(False):
-            # Hot path: the try succeeded. O(1) bookkeeping, no stack capture.
             try:
-                state = _thread_local.state
-            except AttributeError:
-                state = current_state()
-            held = state.held
-            if held and blocking and _state.order_checker is not None:
-                # Known orders cost a set lookup; the checker only sees new ones.
-                preds = self._preds
-                if preds is None or held[-1]._serial not in preds or (len(held) > 1 and self._order_unknown(held)):
-                    try:
-                        _state.order_checker(state, self, held)
-                    except BaseException:
-                        self._real.release()
-                        raise
-            self._owner = state
-            held.append(self)
+                try:
+                    state = _local.state
+                except AttributeError:
+                    state = current_state()
+                ctx = state.ctx
+                cls = self._cls
+                warning = None
+                if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                    warning = self._learn(state)  # may raise (order="raise"): the lock is given back
+                    ctx = state.ctx
+                if cls.signal:
+                    self._record(state)
+                else:  # _record, inlined: this is the hot path
+                    self._owner = state
+                    state.held.append(self)
+                    state.ctx = ctx.children.get(cls) or ctx.child(cls)
+            except BaseException:
+                self._abandon()
+                raise
+            if warning is not None:
+                self._warn(state, warning)
             return True
         return self._acquire_slow(blocking, timeout)
 
@@ -215,39 +329,56 @@ class Lock(InstrumentedLock):
 
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
         state = current_state()
-        held = state.held
-        if held and blocking and timeout == -1:
-            self._check_order(state, held)  # may raise, before the thread blocks
-        if not self._wait(state, blocking, timeout):
+        self_wait = blocking and self._owner is state
+        warning = None
+        if blocking and timeout == -1 and not self_wait and state.ctx.depth and not self._order_known(state):
+            warning = self._learn(state)  # may raise, before the thread blocks
+        if not self._wait(state, blocking, timeout, self_wait):
             return False
-        self._owner = state
-        held.append(self)
+        try:
+            self._record(state)
+        except BaseException:
+            self._abandon()
+            raise
+        if warning is not None:
+            self._warn(state, warning)
         return True
 
     def release(self) -> None:
         """Release the lock; any thread may release it, as with ``threading.Lock``."""
-        # Inlined _forget_owner(): release is on the hot path.
         owner = self._owner
         if owner is not None:
-            self._owner = None
-            held = owner.held
-            if held and held[-1] is self:
-                del held[-1]
+            if owner.ident == get_ident():
+                # Inlined _unrecord (the owner's own release is the hot path).
+                self._owner = None
+                held = owner.held
+                if held and held[-1] is self:
+                    del held[-1]
+                    ctx = owner.ctx
+                    if ctx.cls is self._cls:
+                        owner.ctx = ctx.parent  # type: ignore[assignment]
+                    elif not self._cls.signal:
+                        owner.drop_stale()
+                else:
+                    _discard(held, self)
+                    owner.drop_stale()
             else:
-                _discard(held, self)
+                self._released_by_other()
+        elif self._real.locked():
+            # Taken but not yet recorded: its taker is between the try and the
+            # owner store. Only another thread can be releasing it.
+            self._cls.signal = True
         self._real.release()
+        if self._parked:
+            self._wake_one()
+
+    def _released_by_other(self) -> None:
+        # The owner's held list is the owner's: it drops the stale entry itself.
+        self._owner = None
+        self._cls.signal = True
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        # The body of release(), repeated to save a call on every ``with`` block.
-        owner = self._owner
-        if owner is not None:
-            self._owner = None
-            held = owner.held
-            if held and held[-1] is self:
-                del held[-1]
-            else:
-                _discard(held, self)
-        self._real.release()
+        self.release()
 
     def locked(self) -> bool:
         """True if the lock is held by any thread."""
@@ -259,7 +390,8 @@ class Lock(InstrumentedLock):
         return self._real.locked()  # type: ignore[no-any-return]
 
     def _at_fork_reinit(self) -> None:
-        self._forget_owner()
+        self._owner = None
+        self._parked = None
         self._real._at_fork_reinit()
 
     def __repr__(self) -> str:
@@ -275,6 +407,7 @@ class RLock(InstrumentedLock):
     """
 
     __slots__ = ("_count",)
+    _kind = "RLock"
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         super().__init__(name, rank=rank)
@@ -283,7 +416,7 @@ class RLock(InstrumentedLock):
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.RLock.acquire``."""
         try:
-            state = _thread_local.state
+            state = _local.state
         except AttributeError:
             state = current_state()
         if timeout == -1:
@@ -291,18 +424,23 @@ class RLock(InstrumentedLock):
                 self._count += 1
                 return True
             if self._real.acquire(False):
-                held = state.held
-                if held and blocking and _state.order_checker is not None:
-                    preds = self._preds
-                    if preds is None or held[-1]._serial not in preds or (len(held) > 1 and self._order_unknown(held)):
-                        try:
-                            _state.order_checker(state, self, held)
-                        except BaseException:
-                            self._real.release()
-                            raise
-                self._owner = state
-                self._count = 1
-                held.append(self)
+                try:
+                    ctx = state.ctx
+                    cls = self._cls
+                    warning = None
+                    if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                        warning = self._learn(state)
+                        ctx = state.ctx
+                    self._count = 1
+                    # _record, inlined (an RLock is never released by another thread: never a signal)
+                    self._owner = state
+                    state.held.append(self)
+                    state.ctx = ctx.children.get(cls) or ctx.child(cls)
+                except BaseException:
+                    self._abandon()
+                    raise
+                if warning is not None:
+                    self._warn(state, warning)
                 return True
         return self._acquire_slow(state, blocking, timeout, 1)
 
@@ -313,20 +451,25 @@ class RLock(InstrumentedLock):
             _check_arguments(blocking, timeout)
             self._count += count
             return True
-        held = state.held
-        if held and blocking and timeout == -1:
-            self._check_order(state, held)  # may raise, before the thread blocks
+        warning = None
+        if blocking and timeout == -1 and state.ctx.depth and not self._order_known(state):
+            warning = self._learn(state)  # may raise, before the thread blocks
         if not self._wait(state, blocking, timeout):
             return False
-        self._owner = state
-        self._count = count
-        held.append(self)
+        try:
+            self._count = count
+            self._record(state)
+        except BaseException:
+            self._abandon()
+            raise
+        if warning is not None:
+            self._warn(state, warning)
         return True
 
     def release(self) -> None:
         """Release once; the lock is free when every acquire has been matched."""
         try:
-            state = _thread_local.state
+            state = _local.state
         except AttributeError:  # a thread that never took an instrumented lock
             raise RuntimeError("cannot release un-acquired lock") from None
         if self._owner is not state:
@@ -335,35 +478,25 @@ class RLock(InstrumentedLock):
         if count:
             self._count = count
             return
-        # _count is only read while the lock is owned: no need to reset it here.
+        # Inlined _unrecord (the owner's release is the hot path).
         self._owner = None
         held = state.held
         if held and held[-1] is self:
             del held[-1]
+            ctx = state.ctx
+            if ctx.cls is self._cls:
+                state.ctx = ctx.parent  # type: ignore[assignment]
+            else:
+                state.drop_stale()
         else:
             _discard(held, self)
+            state.drop_stale()
         self._real.release()
+        if self._parked:
+            self._wake_one()
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        # The body of release(), repeated to save a call on every ``with`` block.
-        try:
-            state = _thread_local.state
-        except AttributeError:  # a thread that never took an instrumented lock
-            raise RuntimeError("cannot release un-acquired lock") from None
-        if self._owner is not state:
-            raise RuntimeError("cannot release un-acquired lock")
-        count = self._count - 1
-        if count:
-            self._count = count
-            return
-        # _count is only read while the lock is owned: no need to reset it here.
-        self._owner = None
-        held = state.held
-        if held and held[-1] is self:
-            del held[-1]
-        else:
-            _discard(held, self)
-        self._real.release()
+        self.release()
 
     def locked(self) -> bool:
         """True if any thread holds the lock (``RLock.locked`` of Python 3.14)."""
@@ -373,26 +506,27 @@ class RLock(InstrumentedLock):
 
     def _is_owned(self) -> bool:
         owner = self._owner
-        return owner is not None and owner is getattr(_thread_local, "state", None)
+        return owner is not None and owner is getattr(_local, "state", None)
 
     def _recursion_count(self) -> int:
         return self._count if self._is_owned() else 0
 
     def _release_save(self) -> tuple[int, int | None]:
-        state = getattr(_thread_local, "state", None)
+        state = getattr(_local, "state", None)
         if state is None or self._owner is not state:
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count
         self._count = 0
-        self._forget_owner()
-        self._real.release()
+        self._unrecord(state)
+        self._release_real()
         return (count, state.ident)
 
     def _acquire_restore(self, saved: tuple[int, Any]) -> None:
         self._acquire_slow(current_state(), True, -1, saved[0])
 
     def _at_fork_reinit(self) -> None:
-        self._forget_owner()
+        self._owner = None
+        self._parked = None
         self._real._at_fork_reinit()
         self._count = 0
 
@@ -406,9 +540,38 @@ class RLock(InstrumentedLock):
         )
 
 
-def _discard(held: list[InstrumentedLock], lock: InstrumentedLock) -> None:
-    """Remove ``lock`` from a held list if it is there (out-of-order release)."""
+def _discard(items: list[Any], item: Any) -> bool:
+    """Remove ``item`` from a list if it is there; whether it was."""
     try:
-        held.remove(lock)
+        items.remove(item)
     except ValueError:
-        pass
+        return False
+    return True
+
+
+def _warn(state: ThreadState, warning: Warning) -> None:
+    """Issue a LockOrderWarning once the acquire is complete and consistent.
+
+    A handler that turns warnings into log records may take locks, even the
+    one just acquired (an RLock): nothing it takes meanwhile is order-checked.
+    """
+    state.inside += 1
+    try:
+        warnings.warn(warning, stacklevel=_user_stacklevel())
+    finally:
+        state.inside -= 1
+
+
+_LOCKWATCH_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel of the user's acquire line (skipping lockwatch, threading and queue frames)."""
+    frame: Any = sys._getframe(2)  # the caller of _warn is level 1 for warnings.warn called in _warn
+    level = 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_LOCKWATCH_DIR) or _is_skipped(frame.f_code.co_filename)
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -1,62 +1,92 @@
-"""Lock-order checking (lockdep for Python): learn the order locks are taken in, report orders that can deadlock."""
+"""Lock-order checking (lockdep for Python): learn the order locks are taken in, report orders that can deadlock.
+
+Recording side (user threads, mid-acquire): ``check_order`` runs only when a
+thread's held context meets a lock class for the first time, records the
+orders, and hands findings to the reporter as plain data. Its message for
+``order="raise"``/``"warn"`` is built from data in hand: no import, no I/O.
+Reporting side (the watchdog thread): ``build_report`` turns a finding into a
+Report with labels and stacks.
+
+What is learned, and why it stays small:
+- orders between lock *classes* (creation site + name + rank), with the stack
+  of the first acquisition and the gate classes held every time;
+- orders between *instances* only where classes cannot decide: two locks of
+  one class nested (sorted transfers between accounts). Those edges keep a
+  topological order (Pearce-Kelly), so an edge that agrees with it costs no
+  search; they are capped, oldest forgotten first, and leave with their locks.
+"""
 
 from __future__ import annotations
 
+import itertools
 import linecache
 import os
-import queue
 import sys
-import threading
 import weakref
-from _thread import _local as _ThreadLocal
 from _thread import allocate_lock as _allocate_raw_lock
-from dataclasses import dataclass
-from itertools import count, islice
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any
 
 from lockwatch import _baseline, _state
-from lockwatch._snapshot import internal_thread_idents
 from lockwatch._config import Config
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report
+from lockwatch._state import LockClass, ThreadState
 
-# A lock class is its creation site (file, line): instances made by the same
-# line of code share what is learned about their order.
 RawFrame = tuple[str, int, str]
-ClassKey = tuple[str, int]
+ClassKey = tuple[str, int]  # (file, line) of a creation site: what baselines and xdist exchange
 
 #: How many frames of the acquiring stack an edge keeps (innermost ones).
 STACK_LIMIT = 16
-#: How many alternative paths are examined when a new edge closes cycles; the
-#: shortest reportable one is reported. Bounds the work on dense graphs.
+#: How many alternative paths are examined when a new edge closes cycles.
 MAX_PATHS = 16
+#: Same-class instance orders kept at most; the oldest are forgotten first.
+MAX_INSTANCE_EDGES = 100_000
+#: Same-class predecessors remembered on one lock for the hot path (then forgotten and relearned).
+MAX_PAIRS_PER_LOCK = 256
+#: How long an acquiring thread waits for the checker's own lock before it
+#: leaves this order to be checked at its next acquisition (a finalizer that
+#: runs inside the checker must never deadlock the program with lockwatch).
+GRAPH_LOCK_TIMEOUT = 0.5
 
 _LOCKWATCH_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# Files whose frames are not "the user's acquire line": lockwatch itself, and the
-# stdlib wrappers that take locks on the user's behalf (Condition, Queue).
-_WRAPPER_FILES = frozenset(
-    os.path.normcase(os.path.abspath(path)) for path in (threading.__file__, queue.__file__)
-)
 
 
-@dataclass
 class _Edge:
-    """One learned order ``held -> acquired`` between two lock instances (mutable: gates shrink)."""
+    """One learned order ``held -> acquired``: the locks, the classes, and where it was first taken."""
 
-    from_serial: int
-    to_serial: int
-    from_label: str
-    to_label: str
-    from_class: ClassKey | None
-    to_class: ClassKey | None
-    thread: str
-    thread_token: int
-    stack: tuple[RawFrame, ...]  # (file, line, function), outermost first
-    test: str | None
-    gates: frozenset[int]  # serials of locks held before ``from`` every time this order was taken
-    seq: int
-    generation: int  # the declared-order generation this edge was checked against
-    source: str | None = None  # where an imported order was learned (None: learned here)
+    __slots__ = ("from_serial", "to_serial", "from_cls", "to_cls", "thread", "thread_token", "stack", "test",
+                 "gates", "seq", "source", "from_ref", "to_ref")
+
+    def __init__(
+        self,
+        from_lock: Any,
+        to_lock: Any,
+        thread: str,
+        thread_token: int,
+        stack: tuple[RawFrame, ...],
+        gates: frozenset[int],
+        *,
+        from_cls: LockClass | None = None,
+        to_cls: LockClass | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.from_serial: int = from_lock._serial if from_lock is not None else next(_foreign_ids)
+        self.to_serial: int = to_lock._serial if to_lock is not None else next(_foreign_ids)
+        self.from_cls = from_cls if from_cls is not None else from_lock._cls
+        self.to_cls = to_cls if to_cls is not None else to_lock._cls
+        self.thread = thread
+        self.thread_token = thread_token
+        self.stack = stack
+        self.test = _test_name
+        self.gates = gates  # serials of locks held before ``from`` every time (instance edges)
+        self.seq = next(_edge_seq)
+        self.source = source  # where an imported order was learned (None: learned here)
+        # The locks themselves, while they live: reports label them by what holds them.
+        self.from_ref = None if from_lock is None else weakref.ref(from_lock)
+        self.to_ref = None if to_lock is None else weakref.ref(to_lock)
 
     @property
     def from_id(self) -> str:
@@ -67,12 +97,15 @@ class _Edge:
         return f"L{self.to_serial}"
 
 
-@dataclass
 class _ClassEdge:
-    """An order between two lock classes, remembered with the instance edge that first took it."""
+    """An order between two lock classes, with the instance edge that first took it."""
 
-    first: _Edge
-    gates: frozenset[ClassKey]  # classes of the locks held before ``from`` every time
+    __slots__ = ("first", "gates", "generation")
+
+    def __init__(self, first: _Edge, gates: frozenset[LockClass]) -> None:
+        self.first = first
+        self.gates = gates  # classes of the locks held before ``from`` every time
+        self.generation = _generation  # the declared rules it was last checked against
 
 
 @dataclass(frozen=True)
@@ -88,89 +121,81 @@ class ClassOrder:
 
 
 @dataclass
-class _Finding:
-    """Something to report, found under the graph lock and presented outside it."""
+class Finding:
+    """A lock-order problem found by an acquiring thread, handed to the reporter as plain data."""
 
     key: tuple[Any, ...]
     edges: list[_Edge]
     rule: str | None = None
-    # Other names of the same problem (the same code, the same lock classes):
-    # once any of them is reported, the others are not reported again.
+    # Other names of the same problem: once any is reported, the others are not.
     aliases: tuple[tuple[Any, ...], ...] = ()
+    message: str = ""
+    new: bool = True  # not reported before (a refused order is found again at every attempt)
+    found_at: float = 0.0  # monotonic time it was found (the reporter holds it back a moment)
+
+    def involves_signal(self) -> bool:
+        """Whether a lock class of the cycle turned out to be a signal (released by another thread)."""
+        return any(edge.from_cls.signal or edge.to_cls.signal for edge in self.edges)
+    # The LockOrderViolation / LockOrderWarning raised for it: its .report is filled in by the reporter.
+    carriers: list[Any] = field(default_factory=list)
 
     @property
     def keys(self) -> tuple[tuple[Any, ...], ...]:
         return (self.key, *self.aliases)
 
 
-# --- state (all guarded by _graph_lock, a raw lock never held while calling out) --
+# --- state (guarded by _graph_lock, a raw lock held only for plain-data work) ------
 
 _graph_lock = _allocate_raw_lock()
-# networkx is imported on first activation, not with lockwatch: importing it
-# costs a third of a second, and the disabled pytest plugin must cost nothing.
-nx: Any = None
-_instances: Any = None  # serial -> serial, attribute "edge": _Edge (a networkx DiGraph)
-_classes: Any = None  # ClassKey -> ClassKey, attribute "edge": _ClassEdge (a networkx DiGraph)
-_same_class: dict[ClassKey, _Edge] = {}  # classes nested within themselves (site -> same site)
-_refs: dict[int, weakref.ref[Any]] = {}  # serial -> weak reference to the lock
-_dead: list[int] = []  # serials of locks that died; drained on the slow path (never locked by GC)
-_reported: dict[tuple[Any, ...], Report | None] = {}  # cycle/rule key -> its report
-_edge_seq = count(1)
-_thread_tokens = count(1)
-# Imported orders have no lock instances here: negative serials and thread
-# tokens never collide with local ones (which count up from 1).
-_foreign_ids = count(-1, -1)
+_class_succ: dict[LockClass, dict[LockClass, _ClassEdge]] = {}
+_same_class: dict[LockClass, _Edge] = {}  # classes nested within themselves: the first such edge
+# Same-class instance orders: serial -> serial -> edge, the reverse map, a topological order.
+_inst_succ: dict[int, dict[int, _Edge]] = {}
+_inst_pred: dict[int, set[int]] = {}
+_inst_order: dict[int, int] = {}
+_inst_edges: dict[tuple[int, int], _Edge] = {}  # insertion order = age
+_order_low = itertools.count(-1, -1)
+_order_high = itertools.count(1)
+_dead: list[int] = []  # serials of instance-graph locks that died; drained under the graph lock
+_tracked: dict[int, Any] = {}  # serial -> weakref whose callback queues the serial in _dead
+_reported: set[tuple[Any, ...]] = set()  # keys of findings already reported
+_first_reports: dict[tuple[Any, ...], Any] = {}  # finding key -> its report, once the reporter made it
+_edge_seq = itertools.count(1)
+_thread_tokens = itertools.count(1)
+# Imported orders have no lock instances here: negative serials never collide with local ones.
+_foreign_ids = itertools.count(-1, -1)
+_stacks: dict[tuple[RawFrame, ...], tuple[RawFrame, ...]] = {}  # interned: one copy per code path
 
 # --- configuration in force (module globals: read without locking) ------------
 
 _policy = "off"
-_dump_dir = "lockwatch-dumps"
 _declared: dict[str, int] = {}
 _declared_names: tuple[str, ...] = ()
 _baseline_data: _baseline.Baseline | None = None
-_generation = 0
 _test_name: str | None = None
-_broken = False  # set once lockwatch's own checker failed: it stays out of the way
-
-# Per-thread: "inside the checker" (nested acquires made while reporting are not
-# checked) and a token telling threads apart even when idents are reused.
-_tls = _ThreadLocal()
+_generation = 0  # bumped when the declared order or baseline changes: known orders are checked again
 
 
 # --- activation -----------------------------------------------------------------
 
 
-def _load_graphs() -> None:
-    """Import networkx and create the two graphs, once."""
-    global nx, _instances, _classes
-    if nx is None:
-        import networkx
-
-        with _graph_lock:
-            if _instances is None:
-                _instances, _classes = networkx.DiGraph(), networkx.DiGraph()
-        nx = networkx
-
-
 def activate(config: Config) -> None:
-    """Apply ``config.order`` and the declared order / baseline; the learned graph is kept."""
-    global _policy, _dump_dir, _declared, _declared_names, _baseline_data, _generation
-    _load_graphs()
+    """Apply ``config.order`` and the declared order / baseline; what was learned is kept."""
+    global _policy, _declared, _declared_names, _baseline_data, _generation
     baseline = _baseline.load_baseline(config.baseline) if config.baseline else None
-    declared_changed = tuple(config.declared_order) != _declared_names
+    rules_changed = tuple(config.declared_order) != _declared_names or baseline != _baseline_data
     _declared_names = tuple(config.declared_order)
     _declared = {}
     for position, name in enumerate(_declared_names):
         _declared.setdefault(name, position)
     _baseline_data = baseline
-    _dump_dir = config.dump_dir
     _policy = config.order
-    if declared_changed:
-        # Settled orders skip the checker: forget them so known edges are
-        # checked once more against the new declared order.
+    if rules_changed:
         _generation += 1
-        _unsettle_all()
-    _state.order_checker = None if config.order == "off" or _broken else check_order
+        # Known contexts skip the checker: forget them so that known orders are
+        # checked once more against the new rules.
+        _forget_known_contexts()
+    _state.order_checker = None if config.order == "off" else check_order
 
 
 def deactivate() -> None:
@@ -188,30 +213,27 @@ def set_test_name(name: str | None) -> None:
 
 def reset() -> None:
     """Forget everything learned (for tests of lockwatch itself)."""
-    global _broken
-    _load_graphs()
     with _graph_lock:
-        _drain_dead()
-        _unsettle_locked()
-        _instances.clear()
-        _classes.clear()
+        _class_succ.clear()
         _same_class.clear()
-        _refs.clear()
+        _inst_succ.clear()
+        _inst_pred.clear()
+        _inst_order.clear()
+        _inst_edges.clear()
+        _tracked.clear()
         _reported.clear()
+        _first_reports.clear()
         del _dead[:]
-    _broken = False
+    _forget_known_contexts()
 
 
-def _unsettle_all() -> None:
-    with _graph_lock:
-        _unsettle_locked()
-
-
-def _unsettle_locked() -> None:
-    for ref in _refs.values():
-        lock = ref()
-        if lock is not None:
-            lock._preds = None
+def _forget_known_contexts() -> None:
+    stack = [_state.ROOT]
+    while stack:
+        ctx = stack.pop()
+        ctx.ok.clear()
+        ctx.same_ok.clear()
+        stack.extend(list(ctx.children.values()))
 
 
 def _after_fork_in_child() -> None:
@@ -223,510 +245,336 @@ def _after_fork_in_child() -> None:
 _state.on_fork_child(_after_fork_in_child)
 
 
-# --- public snapshots -----------------------------------------------------------
+# --- the checker (recording side) -------------------------------------------------------
 
 
-def order_edges() -> list[OrderEdge]:
-    """The learned orders between live lock instances, as values (oldest first)."""
-    _load_graphs()
-    with _graph_lock:
-        _drain_dead()
-        edges = sorted((data["edge"] for _u, _v, data in _instances.edges(data=True)), key=lambda e: e.seq)
-        return [_order_edge(edge, resolve_code=False) for edge in edges]
+def check_order(state: ThreadState, lock: Any) -> LockOrderWarning | None:
+    """Called by a blocking acquire of ``lock`` whose class is new in the thread's held context.
 
-
-def class_orders() -> list[ClassOrder]:
-    """The learned orders between lock classes (creation sites), same-class nesting included."""
-    _load_graphs()
-    with _graph_lock:
-        found = [(data["edge"].first, u, v) for u, v, data in _classes.edges(data=True)]
-        found.extend((edge, site, site) for site, edge in _same_class.items())
-    return [
-        ClassOrder(
-            from_site=u,
-            to_site=v,
-            from_label=edge.from_label,
-            to_label=edge.to_label,
-            thread=edge.thread,
-            test=edge.test,
-        )
-        for edge, u, v in sorted(found, key=lambda item: item[0].seq)
-    ]
-
-
-def export_class_orders(*, include_imported: bool = False) -> list[dict[str, Any]]:
-    """The learned orders between lock classes as JSON-ready records, oldest first.
-
-    One record per class-level order (``import_class_orders`` elsewhere takes them):
-    ``from``/``to`` creation sites ``[file, line]``, ``from_label``/``to_label``,
-    ``thread``, ``test``, ``stack`` (``[file, line, function]`` frames, outermost
-    first), ``gates`` (sites of the locks held before ``from`` every time) and
-    ``source`` (None for orders learned here). Same-class nesting is left out (it is
-    judged per instance), and so are imported orders unless ``include_imported``.
+    Returns a warning to issue once the acquire is complete (order="warn"),
+    raises LockOrderViolation to refuse it (order="raise"), else None.
     """
-    _load_graphs()
-    with _graph_lock:
-        found = [
-            (data["edge"], u, v)
-            for u, v, data in _classes.edges(data=True)
-            if include_imported or data["edge"].first.source is None
-        ]
-    found.sort(key=lambda item: item[0].first.seq)
-    return [
-        {
-            "from": list(u),
-            "to": list(v),
-            "from_label": class_edge.first.from_label,
-            "to_label": class_edge.first.to_label,
-            "thread": class_edge.first.thread,
-            "test": class_edge.first.test,
-            "stack": [list(frame) for frame in class_edge.first.stack],
-            "gates": sorted(list(gate) for gate in class_edge.gates),
-            "source": class_edge.first.source,
-        }
-        for class_edge, u, v in found
-    ]
-
-
-def import_class_orders(records: Iterable[Mapping[str, Any]], *, source: str) -> None:
-    """Add class-level orders learned elsewhere (records of ``export_class_orders``).
-
-    No instance edge is made: an imported order takes part in class-level cycle
-    detection like a local one, so a local acquire that closes a cycle with it is
-    reported, with the imported stack and test beside the local ones. Its thread
-    reads ``"<thread> (<source>)"``. An order already known here (learned or
-    imported) is kept as it is; same-class records are skipped. Raises
-    ``ValueError`` naming the first malformed record, before importing anything.
-    """
-    parsed = [_parse_record(record) for record in records]
-    _load_graphs()
-    with _graph_lock:
-        for from_class, to_class, record, stack, gates in parsed:
-            if from_class == to_class or _classes.has_edge(from_class, to_class):
-                continue
-            edge = _Edge(
-                from_serial=next(_foreign_ids),
-                to_serial=next(_foreign_ids),
-                from_label=record["from_label"],
-                to_label=record["to_label"],
-                from_class=from_class,
-                to_class=to_class,
-                thread=f"{record['thread']} ({source})",
-                thread_token=next(_foreign_ids),
-                stack=stack,
-                test=record["test"],
-                gates=frozenset(),  # instance gates mean nothing here; the class gates below do
-                seq=next(_edge_seq),
-                generation=_generation,
-                source=source,
-            )
-            _classes.add_edge(from_class, to_class, edge=_ClassEdge(first=edge, gates=gates))
-
-
-def _parse_record(
-    record: Mapping[str, Any],
-) -> tuple[ClassKey, ClassKey, Mapping[str, Any], tuple[RawFrame, ...], frozenset[ClassKey]]:
-    """Check one exported record; returns its sites, stack and gates as hashable tuples."""
-    try:
-        from_class = _site_key(record["from"])
-        to_class = _site_key(record["to"])
-        for key in ("from_label", "to_label", "thread"):
-            if not isinstance(record[key], str):
-                raise TypeError(f"{key} is not a string")
-        if record["test"] is not None and not isinstance(record["test"], str):
-            raise TypeError("test is not a string")
-        stack = tuple((str(file), int(line), str(function)) for file, line, function in record["stack"])
-        gates = frozenset(_site_key(gate) for gate in record.get("gates", ()))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not a lock-order record ({exc!r}): {record!r}") from None
-    return from_class, to_class, record, stack, gates
-
-
-def _site_key(value: Any) -> ClassKey:
-    file, line = value
-    if not isinstance(file, str) or isinstance(line, bool) or not isinstance(line, int):
-        raise TypeError(f"not a [file, line] site: {value!r}")
-    return (file, line)
-
-
-def graph_size() -> tuple[int, int]:
-    """(nodes, edges) of the instance-level graph, after forgetting dead locks."""
-    _load_graphs()
-    with _graph_lock:
-        _drain_dead()
-        return _instances.number_of_nodes(), _instances.number_of_edges()
-
-
-# --- the checker ----------------------------------------------------------------
-
-
-def check_order(state: _state.ThreadState, lock: Any, held: list[Any]) -> None:
-    """Called by a blocking acquire of ``lock`` while ``held``; raises to refuse it (order="raise")."""
-    if getattr(_tls, "inside", False):
-        return  # an acquire made while lockwatch reports: not the program's order
-    if state.ident in internal_thread_idents:
-        return  # lockwatch's own threads (the watchdog writing dumps) are not the program
-    _tls.inside = True
+    if state.inside or _is_internal(state):
+        return None
+    state.inside += 1
     try:
         try:
-            _state.drop_unreachable(held)
-            if not held:
-                return
-            findings, refuse = _learn(state, lock, held)
-        except Exception as exc:
-            _give_up(exc)
-            return
-        for finding in findings:
-            _present(finding, refuse)
-    finally:
-        _tls.inside = False
-
-
-def _give_up(exc: BaseException) -> None:
-    global _broken
-    if not _broken:
-        _broken = True
-        _state.order_checker = None
-        print(f"lockwatch: lock-order checking failed and is now off: {exc!r}", file=sys.stderr)
-
-
-def _thread_token() -> int:
-    token = getattr(_tls, "token", None)
-    if token is None:
-        token = _tls.token = next(_thread_tokens)
-    return token  # type: ignore[no-any-return]
-
-
-def _learn(state: _state.ThreadState, lock: Any, held: list[Any]) -> tuple[list[_Finding], bool]:
-    """Record the new orders ``held -> lock``; return what to report and whether to refuse."""
-    raising = _policy == "raise"
-    with _graph_lock:
-        _drain_dead()
-        preds = lock._preds
-        to_serial = lock._serial
-        to_class = _class_of(lock)
-        findings: list[_Finding] = []
-        refuse = False
-        updates: list[tuple[_Edge | None, _Edge, frozenset[int], frozenset[ClassKey]]] = []
-        stack: tuple[RawFrame, ...] | None = None
-        thread_name: str | None = None
-        for index, before in enumerate(held):
-            if before is lock or (preds is not None and before._serial in preds):
-                continue
-            gates = frozenset(other._serial for other in held[:index])
-            class_gates = frozenset(c for c in (_class_of(other) for other in held[:index]) if c is not None)
-            existing = _instances.get_edge_data(before._serial, to_serial)
-            existing = None if existing is None else existing["edge"]
-            if existing is not None and existing.generation == _generation and not (existing.gates - gates):
-                # Known order, no fewer gates than before: nothing new to learn.
-                if not existing.gates:
-                    _settle(before, lock)
-                continue
-            if existing is None:
-                quiet = _known_class_edge(before, lock, state, gates, class_gates)
-                if quiet is not None:
-                    updates.append((None, quiet, gates, class_gates))
-                    continue
-            if stack is None:
-                stack = _acquire_stack()
-                thread_name = _thread_name(state)
-            assert thread_name is not None
-            candidate = _Edge(
-                from_serial=before._serial,
-                to_serial=to_serial,
-                from_label=_label(before),
-                to_label=_label(lock),
-                from_class=_class_of(before),
-                to_class=to_class,
-                thread=thread_name,
-                thread_token=_thread_token(),
-                stack=stack,
-                test=_test_name,
-                gates=gates if existing is None else existing.gates & gates,
-                seq=0,
-                generation=_generation,
-            )
-            new_findings = _cycle_findings(candidate, class_gates)
-            rule = None
-            if existing is None or existing.generation != _generation:
-                rule = _declared_rule(before, lock)
-            if rule is not None:
-                # One report for one wrong acquire: the broken rule, with the cycle it closes if any.
-                cycle = new_findings[0] if new_findings else None
-                new_findings = [
-                    _Finding(
-                        ("declared", _identity(before), _identity(lock)),
-                        cycle.edges if cycle is not None else [candidate],
-                        rule,
-                        aliases=cycle.keys if cycle is not None else (),
-                    )
-                ]
-            for finding in new_findings:
-                if raising:
-                    refuse = True
-                    findings.append(finding)
-                elif not any(key in _reported for key in finding.keys):
-                    for key in finding.keys:
-                        _reported[key] = None
-                    findings.append(finding)
-            updates.append((existing, candidate, gates, class_gates))
-        if refuse:
-            # The acquire is refused: it did not happen, so nothing of it is learned.
-            return findings, True
-        for existing, candidate, _gates, class_gates in updates:
-            _record(existing, candidate, class_gates, held, lock)
-        return findings, False
-
-
-def _known_class_edge(
-    before: Any, lock: Any, state: _state.ThreadState, gates: frozenset[int], class_gates: frozenset[ClassKey]
-) -> _Edge | None:
-    """A new instance edge that cannot tell anything new, built cheaply; None if it might.
-
-    The common case of many short-lived objects: a fresh lock nested under a
-    long-lived one, in an order its class already took. A lock with no outgoing
-    edges cannot close an instance cycle, and a class order already known with
-    no more gates than now cannot close a new class cycle; so no cycle search,
-    and unnamed locks borrow the labels of the class edge that first took this
-    order (same creation sites, so the same labels).
-    """
-    to_serial = lock._serial
-    if to_serial in _instances and _instances.out_degree(to_serial):
-        return None
-    from_class, to_class = _class_of(before), _class_of(lock)
-    if from_class is None or to_class is None:
-        return None
-    if from_class == to_class:
-        first = _same_class.get(from_class)
-    else:
-        data = _classes.get_edge_data(from_class, to_class)
-        if data is None or not data["edge"].gates <= class_gates:
+            return _check(state, lock)
+        except LockOrderViolation:
+            raise
+        except Exception as exc:  # noqa: BLE001  (lockwatch's own failure must not fail the program)
+            # Said by the reporter (no I/O here); this acquire goes on unchecked and
+            # the same order is checked again next time: checking stays on.
+            _state.hand_over(("internal-error", "lock-order checking", exc))
             return None
-        first = data["edge"].first
-    if first is None or _declared_rule(before, lock) is not None:
+    finally:
+        state.inside -= 1
+
+
+def _is_internal(state: ThreadState) -> bool:
+    return state.ident in _state.internal_thread_idents
+
+
+def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
+    cls = lock._cls
+    if cls.signal:
         return None
-    return _Edge(
-        from_serial=before._serial,
-        to_serial=to_serial,
-        from_label=before.name or first.from_label,
-        to_label=lock.name or first.to_label,
-        from_class=from_class,
-        to_class=to_class,
-        thread=_thread_name(state),
-        thread_token=_thread_token(),
-        stack=_acquire_stack(),
-        test=_test_name,
-        gates=gates,
-        seq=0,
-        generation=_generation,
-    )
+    # One consistent view of what this thread holds: another thread may release
+    # one of its locks at any moment (a hand-off), and that must not matter here.
+    state.drop_stale()
+    held = [other for other in _state.reachable_held(state) if not other._cls.signal and other is not lock]
+    ctx = state.ctx
+    if not held:
+        return None
+    if not _graph_lock.acquire(True, GRAPH_LOCK_TIMEOUT):
+        return None  # checked at the next acquisition instead
+    try:
+        findings, refuse, settled, known_pairs = _learn(state, lock, held)
+    finally:
+        _graph_lock.release()
+    if not refuse and ctx is state.ctx:
+        if settled:
+            ctx.ok.add(cls)
+        else:
+            # Same-class nesting: the other classes are known here, and each ungated
+            # instance pair is remembered on the lock (bounded), so the hot path can tell.
+            ctx.same_ok.add(cls)
+            preds = lock._preds
+            if preds is None or len(preds) >= MAX_PAIRS_PER_LOCK:
+                preds = lock._preds = {}
+            preds.update(known_pairs)
+    if not findings:
+        return None
+    message = findings[0].message
+    carrier: Any = LockOrderViolation(message) if refuse else LockOrderWarning(message)
+    now = monotonic()
+    for finding in findings:
+        if finding.new:
+            finding.found_at = now
+            finding.carriers.append(carrier)
+            _state.hand_over(("lock-order", finding))
+        else:
+            # Refused again: the report made the first time is this one's too.
+            carrier.report = _first_reports.get(finding.key)
+    if refuse:
+        raise carrier
+    return carrier  # type: ignore[no-any-return]
 
 
-def _thread_name(state: _state.ThreadState) -> str:
-    # Called by the thread itself: its live name (it may have been renamed since
-    # its state was made) is recorded, so reports made after it ends name it too.
-    name = _state.python_thread_name(state.ident)
-    if name is not None:
-        state.name = name
-    return state.name or f"thread-{state.ident}"
+def _thread_token(state: ThreadState) -> int:
+    return state.token
 
 
-def _record(
-    existing: _Edge | None, candidate: _Edge, class_gates: frozenset[ClassKey], held: list[Any], lock: Any
-) -> None:
-    before = next(other for other in held if other._serial == candidate.from_serial)
-    if existing is None:
-        candidate.seq = next(_edge_seq)
-        _track(before)
-        _track(lock)
-        _instances.add_edge(candidate.from_serial, candidate.to_serial, edge=candidate)
-        edge = candidate
-    else:
-        existing.gates = candidate.gates
-        existing.generation = _generation
-        edge = existing
-    _record_class(edge, class_gates)
-    if not edge.gates:
-        _settle(before, lock)
+def _learn(
+    state: ThreadState, lock: Any, held: list[Any]
+) -> tuple[list[Finding], bool, bool, list[tuple[int, frozenset[int]]]]:
+    """Record the orders ``held -> lock``.
+
+    Returns the findings to report, whether to refuse the acquire, whether the
+    context is settled (no same-class nesting), and for the same-class held
+    locks whose order before ``lock`` is known: (serial, gates of that order).
+    """
+    _drain_dead()
+    raising = _policy == "raise"
+    cls = lock._cls
+    findings: list[Finding] = []
+    updates: list[Any] = []
+    stack: tuple[RawFrame, ...] | None = None
+    thread_name = ""
+    # Same-class nesting is judged per instance, so that context is never settled.
+    settled = all(other._cls is not cls for other in held)
+    for index, before in enumerate(held):
+        before_cls = before._cls
+        gate_classes = frozenset(other._cls for other in held[:index])
+        if before_cls is cls:
+            gates = frozenset(other._serial for other in held[:index])
+            existing = _inst_succ.get(before._serial, {}).get(lock._serial)
+            if existing is not None and not (existing.gates - gates):
+                continue
+        else:
+            known = _class_succ.get(before_cls, {}).get(cls)
+            if known is not None and known.gates <= gate_classes and known.generation == _generation:
+                continue
+            gates = frozenset()
+            existing = None
+        if stack is None:
+            stack = _acquire_stack()
+            thread_name = _thread_name(state)
+        candidate = _Edge(before, lock, thread_name, state.token, stack, gates)
+        new = _cycle_findings(candidate, gate_classes, existing)
+        rule = _declared_rule(before, lock)
+        if rule is not None:
+            # One report for one wrong acquire: the broken rule, with the cycle it closes if any.
+            cycle = new[0] if new else None
+            new = [
+                Finding(
+                    ("declared", before_cls.key, cls.key),
+                    cycle.edges if cycle is not None else [candidate],
+                    rule,
+                    aliases=cycle.keys if cycle is not None else (),
+                )
+            ]
+        for finding in new:
+            finding.new = not any(key in _reported for key in finding.keys)
+            if finding.new or raising:  # a refused order is refused every time, reported once
+                finding.message = _message(finding)
+                findings.append(finding)
+                _reported.update(finding.keys)
+        updates.append((before, candidate, existing, gate_classes))
+    if raising and findings:
+        # The acquire is refused: it did not happen, so nothing of it is learned.
+        return findings, True, False, []
+    for before, candidate, existing, gate_classes in updates:
+        _record(before, lock, candidate, existing, gate_classes)
+    known_pairs = []
+    if not settled:
+        for before in held:
+            if before._cls is cls:
+                edge = _inst_succ.get(before._serial, {}).get(lock._serial)
+                if edge is not None:
+                    known_pairs.append((before._serial, edge.gates))
+    return findings, False, settled, known_pairs
 
 
-def _record_class(edge: _Edge, class_gates: frozenset[ClassKey]) -> None:
-    from_class, to_class = edge.from_class, edge.to_class
-    if from_class is None or to_class is None:
+def _record(before: Any, lock: Any, candidate: _Edge, existing: _Edge | None, gate_classes: frozenset[LockClass]) -> None:
+    if before._cls is lock._cls:
+        _same_class.setdefault(lock._cls, candidate)
+        if existing is not None:
+            existing.gates = existing.gates & candidate.gates
+        else:
+            _add_instance_edge(before, lock, candidate)
         return
-    if from_class == to_class:
-        _same_class.setdefault(from_class, edge)
-        return
-    data = _classes.get_edge_data(from_class, to_class)
-    if data is None:
-        _classes.add_edge(from_class, to_class, edge=_ClassEdge(first=edge, gates=class_gates))
+    successors = _class_succ.setdefault(before._cls, {})
+    known = successors.get(lock._cls)
+    if known is None:
+        successors[lock._cls] = _ClassEdge(candidate, gate_classes)
     else:
-        data["edge"].gates &= class_gates
+        known.gates = known.gates & gate_classes
+        known.generation = _generation
 
 
-def _settle(before: Any, lock: Any) -> None:
-    """Put ``before`` into ``lock._preds``: from now on this order costs the hot path a set lookup."""
-    preds = lock._preds
-    if preds is None:
-        preds = lock._preds = set()
-    preds.add(before._serial)
+# --- same-class instance orders: incremental topological order ------------------------
 
 
-def _track(lock: Any) -> None:
-    """Watch ``lock`` so that its node leaves the graph when it dies."""
-    serial = lock._serial
-    if serial not in _refs:
+def _add_instance_edge(before: Any, lock: Any, edge: _Edge) -> None:
+    u, v = before._serial, lock._serial
+    for serial, item, low in ((u, before, True), (v, lock, False)):
+        if serial not in _inst_order:
+            # A new node goes first (a source) or last (a sink): it cannot need a reorder.
+            _inst_order[serial] = next(_order_low) if low else next(_order_high)
+            _track(serial, item)
+    if _inst_order[u] > _inst_order[v]:
+        _reorder(u, v)
+    _inst_succ.setdefault(u, {})[v] = edge
+    _inst_pred.setdefault(v, set()).add(u)
+    _inst_edges[(u, v)] = edge
+    if len(_inst_edges) > MAX_INSTANCE_EDGES:
+        for key in list(itertools.islice(_inst_edges, MAX_INSTANCE_EDGES // 10)):
+            _remove_instance_edge(*key)
+
+
+def _reorder(u: int, v: int) -> None:
+    """Pearce-Kelly: restore the topological order after adding u -> v with order[u] > order[v].
+
+    Only nodes between the two positions move. Never called for an edge that
+    closes a cycle (those were found and reported, or refused, before).
+    """
+    upper, lower = _inst_order[u], _inst_order[v]
+    forward = _reach(v, _inst_succ, lambda n: _inst_order[n] < upper, lambda n: _inst_succ.get(n, {}))
+    backward = _reach(u, _inst_pred, lambda n: _inst_order[n] > lower, lambda n: _inst_pred.get(n, ()))
+    if u in forward:  # a cycle after all (e.g. gated): keep the order as it is
+        return
+    nodes = sorted(backward, key=_inst_order.__getitem__) + sorted(forward, key=_inst_order.__getitem__)
+    positions = sorted(_inst_order[n] for n in nodes)
+    for node, position in zip(nodes, positions):
+        _inst_order[node] = position
+
+
+def _reach(start: int, _graph: Any, inside: Any, neighbours: Any) -> set[int]:
+    seen = {start}
+    todo = [start]
+    while todo:
+        node = todo.pop()
+        for other in neighbours(node):
+            if other not in seen and inside(other):
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def _remove_instance_edge(u: int, v: int) -> None:
+    _inst_edges.pop((u, v), None)
+    successors = _inst_succ.get(u)
+    if successors is not None:
+        successors.pop(v, None)
+        if not successors:
+            del _inst_succ[u]
+    predecessors = _inst_pred.get(v)
+    if predecessors is not None:
+        predecessors.discard(u)
+        if not predecessors:
+            del _inst_pred[v]
+
+
+def _track(serial: int, lock: Any) -> None:
+    """Watch ``lock`` so that its node leaves the instance graph when it dies."""
+    if serial not in _tracked:
         # The callback may run inside any allocation, even under _graph_lock:
-        # it only appends (atomic); the slow path drains the list.
-        _refs[serial] = weakref.ref(lock, lambda _ref, serial=serial: _dead.append(serial))
+        # it only appends (atomic); the checker drains the list.
+        _tracked[serial] = weakref.ref(lock, lambda _ref, serial=serial: _dead.append(serial))
 
 
 def _drain_dead() -> None:
-    """Remove locks that died from the graph (called with _graph_lock held)."""
-    if not _dead:
-        return
-    gone = set()
+    """Remove locks that died from the instance graph (called with _graph_lock held)."""
     while _dead:
-        gone.add(_dead.pop())
-    for serial in gone:
-        _refs.pop(serial, None)
-        if serial in _instances:
-            for successor in list(_instances.successors(serial)):
-                ref = _refs.get(successor)
-                survivor = None if ref is None else ref()
-                if survivor is not None and survivor._preds is not None:
-                    survivor._preds.discard(serial)
-            _instances.remove_node(serial)
-    stale = [key for key in _reported if key[0] == "instance" and gone.intersection(key[1])]
-    for key in stale:
-        del _reported[key]
+        serial = _dead.pop()
+        _tracked.pop(serial, None)
+        _inst_order.pop(serial, None)
+        for v in list(_inst_succ.get(serial, ())):
+            _remove_instance_edge(serial, v)
+        for u in list(_inst_pred.get(serial, ())):
+            _remove_instance_edge(u, serial)
 
 
-def _class_of(lock: Any) -> ClassKey | None:
-    site = lock.site
-    return None if site is None else (site[0], site[1])
+# --- cycles -----------------------------------------------------------------------------
 
 
-def _identity(lock: Any) -> Any:
-    """What a declared-order report is deduplicated by: the lock's class, else the lock."""
-    return _class_of(lock) or lock._serial
-
-
-def _label(lock: Any) -> str:
-    from lockwatch._snapshot import lock_label
-
-    return lock_label(lock)
-
-
-def _acquire_stack() -> tuple[RawFrame, ...]:
-    """The acquiring thread's stack without lockwatch's frames, outermost first.
-
-    Plain (file, line, function) tuples: this runs for every new order, and
-    Frame values (and source lines) are only made when a report is built.
-    """
-    frame: Any = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
-        frame = frame.f_back
-    frames = []
-    while frame is not None and len(frames) < STACK_LIMIT:
-        code = frame.f_code
-        frames.append((code.co_filename, frame.f_lineno, code.co_name))
-        frame = frame.f_back
-    frames.reverse()
-    return tuple(frames)
-
-
-# --- declared order -------------------------------------------------------------
-
-
-def _declared_rule(before: Any, lock: Any) -> str | None:
-    """The declared rule that taking ``lock`` while holding ``before`` breaks, if any."""
-    held_rank, rank = before.rank, lock.rank
-    if held_rank is not None and rank is not None and rank <= held_rank:
-        if rank == held_rank:
-            return (
-                f'declared order: "{_label(lock)}" (rank {rank}) and "{_label(before)}" (rank {held_rank}) '
-                "have the same rank and must not be held together"
-            )
-        return f'declared order: "{_label(lock)}" (rank {rank}) must be taken before "{_label(before)}" (rank {held_rank})'
-    if _declared:
-        held_position = _declared.get(before.name) if before.name is not None else None
-        position = _declared.get(lock.name) if lock.name is not None else None
-        if held_position is not None and position is not None and position < held_position:
-            sequence = ", ".join(f'"{name}"' for name in _declared_names)
-            return (
-                f'declared order: "{lock.name}" must be taken before "{before.name}" '
-                f"(declared_order = [{sequence}])"
-            )
-    return None
-
-
-# --- cycles -----------------------------------------------------------------------
-
-
-def _cycle_findings(candidate: _Edge, class_gates: frozenset[ClassKey]) -> list[_Finding]:
-    """Cycles the order ``candidate`` closes, at instance level, else at class level."""
+def _cycle_findings(candidate: _Edge, gate_classes: frozenset[LockClass], existing: _Edge | None) -> list[Finding]:
+    """The cycle the order ``candidate`` closes, if any (instance level for one class, else class level)."""
     if _suppressed(candidate):
         return []
-    found = _instance_cycle(candidate)
-    if found is not None:
-        return [found]
-    found = _class_cycle(candidate, class_gates)
+    if candidate.from_cls is candidate.to_cls:
+        found = _instance_cycle(candidate, existing)
+    else:
+        found = _class_cycle(candidate, gate_classes)
     return [] if found is None else [found]
 
 
-def _instance_cycle(candidate: _Edge) -> _Finding | None:
-    start, end = candidate.to_serial, candidate.from_serial
-    if start not in _instances or end not in _instances:
+def _instance_cycle(candidate: _Edge, existing: _Edge | None) -> Finding | None:
+    u, v = candidate.from_serial, candidate.to_serial
+    if u not in _inst_order or v not in _inst_order:
         return None
-    view = nx.subgraph_view(_instances, filter_edge=lambda u, v: not _suppressed(_instances[u][v]["edge"]))
-    for path in _paths(view, start, end):
-        edges = [_instances[u][v]["edge"] for u, v in zip(path, path[1:])] + [candidate]
-        if not _reportable(edges, [set(edge.gates) for edge in edges]):
-            continue
-        # The same locks seen as classes, or other instances taken by the same
-        # lines of code, are the same problem: reported once.
-        aliases = [_code_key(edges)]
-        classes = _class_cycle_nodes([_instance_class(serial, candidate) for serial in path])
-        if classes is not None:
-            aliases.append(("class", _canonical(classes)))
-        return _Finding(("instance", _canonical(path)), edges, aliases=tuple(aliases))
+    if existing is None and _inst_order[u] < _inst_order[v]:
+        return None  # agrees with the topological order: no path v -> u exists
+    for path in _paths(v, u, lambda n: _inst_succ.get(n, {}).keys()):
+        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:])] + [candidate]
+        if _reportable(edges, [set(edge.gates) for edge in edges]):
+            aliases = (_code_key(edges),)
+            return Finding(("instance", _canonical(path)), edges, aliases=aliases)
     return None
 
 
-def _instance_class(serial: int, candidate: _Edge) -> ClassKey | None:
-    if serial == candidate.from_serial:
-        return candidate.from_class
-    if serial == candidate.to_serial:
-        return candidate.to_class
-    for _u, _v, data in _instances.out_edges(serial, data=True):
-        return data["edge"].from_class  # type: ignore[no-any-return]
-    return None
+def _class_cycle(candidate: _Edge, gate_classes: frozenset[LockClass]) -> Finding | None:
+    from_cls, to_cls = candidate.from_cls, candidate.to_cls
+    known = _class_succ.get(from_cls, {}).get(to_cls)
+    gates = gate_classes if known is None else known.gates & gate_classes
 
+    def successors(node: LockClass) -> Iterable[LockClass]:
+        return [other for other, edge in _class_succ.get(node, {}).items()
+                if not other.signal and not _suppressed(edge.first)]
 
-def _class_cycle(candidate: _Edge, class_gates: frozenset[ClassKey]) -> _Finding | None:
-    from_class, to_class = candidate.from_class, candidate.to_class
-    if from_class is None or to_class is None or from_class == to_class:
-        return None  # same-class nesting is judged per instance only
-    if to_class not in _classes or from_class not in _classes:
-        return None
-    known = _classes.get_edge_data(from_class, to_class)
-    gates = class_gates if known is None else known["edge"].gates & class_gates
-    view = nx.subgraph_view(_classes, filter_edge=lambda u, v: not _suppressed(_classes[u][v]["edge"].first))
-    for path in _paths(view, to_class, from_class):
-        class_edges = [_classes[u][v]["edge"] for u, v in zip(path, path[1:])]
+    for path in _paths(to_cls, from_cls, successors):
+        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:])]
         edges = [edge.first for edge in class_edges] + [candidate]
         gate_sets = [set(edge.gates) for edge in class_edges] + [set(gates)]
-        if not _reportable(edges, gate_sets):
-            continue
-        return _Finding(("class", _canonical(path)), edges, aliases=(_code_key(edges),))
+        if _reportable(edges, gate_sets):
+            return Finding(("class", _canonical([c.key for c in path])), edges, aliases=(_code_key(edges),))
     return None
 
 
-def _paths(graph: Any, start: Any, end: Any) -> Iterable[list[Any]]:
-    if not nx.has_path(graph, start, end):
-        return []
-    return islice(nx.shortest_simple_paths(graph, start, end), MAX_PATHS)
+def _paths(start: Any, end: Any, successors: Any) -> Iterator[list[Any]]:
+    """Up to MAX_PATHS simple paths start -> end: the shortest first (BFS), then others (DFS)."""
+    parents: dict[Any, Any] = {start: None}
+    frontier = [start]
+    while frontier and end not in parents:
+        next_frontier = []
+        for node in frontier:
+            for other in successors(node):
+                if other not in parents:
+                    parents[other] = node
+                    next_frontier.append(other)
+        frontier = next_frontier
+    if end not in parents:
+        return
+    shortest = [end]
+    while shortest[-1] is not start and shortest[-1] != start:
+        shortest.append(parents[shortest[-1]])
+    shortest.reverse()
+    yield shortest
+    # Alternatives, bounded: a path whose edges share a gate may hide one that does not.
+    count = 1
+    stack: list[tuple[Any, list[Any]]] = [(start, [start])]
+    while stack and count < MAX_PATHS:
+        node, path = stack.pop()
+        for other in successors(node):
+            if other == end:
+                candidate = [*path, end]
+                if candidate != shortest:
+                    count += 1
+                    yield candidate
+                continue
+            if other not in path and other in parents and len(path) < 12:
+                stack.append((other, [*path, other]))
 
 
 def _reportable(edges: Sequence[_Edge], gate_sets: Sequence[set[Any]]) -> bool:
@@ -735,14 +583,19 @@ def _reportable(edges: Sequence[_Edge], gate_sets: Sequence[set[Any]]) -> bool:
     if common:
         return False  # every order was taken while holding the same gate: they cannot interleave
     baseline = _baseline_data
-    if baseline is not None and all(baseline.knows(edge.from_class, edge.to_class) for edge in edges):
+    if baseline is not None and all(baseline.knows(_key(edge.from_cls), _key(edge.to_cls)) for edge in edges):
         return False
     return True
 
 
 def _suppressed(edge: _Edge) -> bool:
     baseline = _baseline_data
-    return baseline is not None and baseline.suppresses(edge.from_class, edge.to_class)
+    return baseline is not None and baseline.suppresses(_key(edge.from_cls), _key(edge.to_cls))
+
+
+def _key(cls: LockClass) -> ClassKey | None:
+    site = cls.site
+    return None if site is None else (site[0], site[1])
 
 
 def _canonical(nodes: Sequence[Any]) -> tuple[Any, ...]:
@@ -754,118 +607,151 @@ def _canonical(nodes: Sequence[Any]) -> tuple[Any, ...]:
 
 def _code_key(edges: Sequence[_Edge]) -> tuple[Any, ...]:
     """A cycle named by its lock classes and the lines that took each order."""
-    steps = [
-        (edge.from_class, edge.to_class, edge.stack[-1][:2] if edge.stack else None)
-        for edge in edges
-    ]
+    steps = [(edge.from_cls.key, edge.to_cls.key, edge.stack[-1][:2] if edge.stack else None) for edge in edges]
     return ("code", _canonical(steps))
 
 
-def _class_cycle_nodes(classes: list[ClassKey | None]) -> list[ClassKey] | None:
-    if any(c is None for c in classes):
-        return None
-    collapsed: list[ClassKey] = []
-    for c in classes:
-        if not collapsed or collapsed[-1] != c:
-            collapsed.append(c)  # type: ignore[arg-type]
-    while len(collapsed) > 1 and collapsed[0] == collapsed[-1]:
-        collapsed.pop()
-    return collapsed if len(set(collapsed)) >= 2 else None
+# --- declared order -----------------------------------------------------------------
 
 
-# --- presenting -----------------------------------------------------------------
+def _declared_rule(before: Any, lock: Any) -> str | None:
+    """The declared rule that taking ``lock`` while holding ``before`` breaks, if any."""
+    held_rank, rank = before._cls.rank, lock._cls.rank
+    if held_rank is not None and rank is not None and rank <= held_rank:
+        if rank == held_rank:
+            return (
+                f'declared order: "{_class_label(lock._cls)}" (rank {rank}) and "{_class_label(before._cls)}" '
+                f"(rank {held_rank}) have the same rank and must not be held together"
+            )
+        return (
+            f'declared order: "{_class_label(lock._cls)}" (rank {rank}) must be taken before '
+            f'"{_class_label(before._cls)}" (rank {held_rank})'
+        )
+    if _declared:
+        before_name, name = before._cls.name, lock._cls.name
+        held_position = _declared.get(before_name) if before_name is not None else None
+        position = _declared.get(name) if name is not None else None
+        if held_position is not None and position is not None and position < held_position:
+            sequence = ", ".join(f'"{declared}"' for declared in _declared_names)
+            return f'declared order: "{name}" must be taken before "{before_name}" (declared_order = [{sequence}])'
+    return None
 
 
-def _present(finding: _Finding, refuse: bool) -> None:
-    """Report a finding by the policy: warn (and go on) or raise out of the acquire."""
-    report = next((_reported[key] for key in finding.keys if _reported.get(key) is not None), None)
-    if report is None:
-        try:
-            report = _build_report(finding)
-            for key in finding.keys:
-                _reported[key] = report
-            _publish(report)
-        except Exception as exc:
-            _give_up(exc)
-            return
-    message = report.summary
-    if refuse:
-        raise LockOrderViolation(message, report)
-    import warnings
-
-    warnings.warn(LockOrderWarning(message, report), stacklevel=_user_stacklevel())
+# --- plain-data helpers for the recording side -------------------------------------------
 
 
-def _user_stacklevel() -> int:
-    """The warnings stacklevel of the user's acquire line, seen from _present's caller chain."""
-    frame: Any = sys._getframe(1)  # _present: stacklevel 1 is the function calling warnings.warn
-    level = 1
-    while frame is not None and _is_wrapper(frame.f_code.co_filename):
+def _acquire_stack() -> tuple[RawFrame, ...]:
+    """The acquiring thread's stack without lockwatch's frames, outermost first (interned).
+
+    Plain (file, line, function) tuples: Frame values and source lines are only
+    made when a report is built, on the reporter's thread.
+    """
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
         frame = frame.f_back
-        level += 1
-    return level
+    frames = []
+    while frame is not None and len(frames) < STACK_LIMIT:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    frames.reverse()
+    stack = tuple(frames)
+    return _stacks.setdefault(stack, stack)
 
 
-def _is_wrapper(filename: str) -> bool:
-    return filename.startswith(_LOCKWATCH_DIR) or os.path.normcase(os.path.abspath(filename)) in _WRAPPER_FILES
+def _thread_name(state: ThreadState) -> str:
+    # Called by the thread itself: its live name (it may have been renamed since
+    # its state was made) is recorded, so reports made after it ends name it too.
+    name = _state.python_thread_name(state.ident)
+    if name is not None:
+        state.name = name
+    return state.name or f"thread-{state.ident}"
 
 
-def _publish(report: Report) -> None:
-    from lockwatch import _events
-
-    paths: list[str] = []
-    try:
-        from lockwatch import _dump
-
-        paths = _dump.write_report(report, _dump_dir)
-    except Exception as exc:
-        print(f"lockwatch: could not write the lock-order dump: {exc}", file=sys.stderr)
-    _events.publish(report, paths)
-    if _events.print_to_stderr:
-        try:
-            from lockwatch import _text
-
-            text = _text.format_report(report)
-        except Exception as exc:  # the summary still says what matters
-            text = f"lockwatch: {report.summary}\n(text report failed: {exc!r})"
-        print(text, file=sys.stderr)
-        if paths:
-            print(f"lockwatch: wrote {', '.join(paths)}", file=sys.stderr)
+def _class_label(cls: LockClass) -> str:
+    """A lock's label from its class alone: its name, else where it was created."""
+    if cls.name:
+        return cls.name
+    site = cls.site
+    return f"Lock from {os.path.basename(site[0])}:{site[1]}" if site else "Lock"
 
 
-def _build_report(finding: _Finding) -> Report:
+def _edge_label(edge: _Edge, end: str) -> str:
+    cls = edge.from_cls if end == "from" else edge.to_cls
+    ref = edge.from_ref if end == "from" else edge.to_ref
+    lock = None if ref is None else ref()
+    if lock is not None and not cls.name:
+        kind = type(lock).__name__
+        site = cls.site
+        return f"{kind} from {os.path.basename(site[0])}:{site[1]}" if site else f"{kind} {lock.id}"
+    return _class_label(cls)
+
+
+def _message(finding: Finding) -> str:
+    """The finding in one paragraph, from data in hand (no labels by attribute, no source lines)."""
+    edges = [
+        OrderEdge(
+            from_=edge.from_id, to=edge.to_id, thread=edge.thread,
+            from_label=_edge_label(edge, "from"), to_label=_edge_label(edge, "to"), test=edge.test,
+        )
+        for edge in finding.edges
+    ]
+    _distinguish(edges)
+    single = len({edge.thread_token for edge in finding.edges}) == 1
+    return _summary(edges, finding.rule, single)
+
+
+def _distinguish(edges: list[OrderEdge]) -> None:
+    """Locks that read alike in one cycle get their ids: ``Account.lock (L4)``."""
+    labels: dict[str, set[str]] = {}
+    for edge in edges:
+        for lock_id, label in ((edge.from_, edge.from_label), (edge.to, edge.to_label)):
+            labels.setdefault(label or "", set()).add(lock_id)
+    for index, edge in enumerate(edges):
+        from_label, to_label = edge.from_label or "", edge.to_label or ""
+        if len(labels[from_label]) > 1:
+            from_label = f"{from_label} ({edge.from_})"
+        if len(labels[to_label]) > 1:
+            to_label = f"{to_label} ({edge.to})"
+        edges[index] = OrderEdge(
+            from_=edge.from_, to=edge.to, thread=edge.thread, stack=edge.stack,
+            from_label=from_label, to_label=to_label, test=edge.test, gates=edge.gates,
+        )
+
+
+# --- reporting side ---------------------------------------------------------------
+
+
+def build_report(finding: Finding) -> Report:
+    """The lock-order Report of a finding (on lockwatch's own thread: labels, stacks, source lines)."""
     from lockwatch import _snapshot
 
-    live = {}
+    live: dict[int, Any] = {}
     for edge in finding.edges:
-        for serial in (edge.from_serial, edge.to_serial):
-            ref = _refs.get(serial)
+        for serial, ref in ((edge.from_serial, edge.from_ref), (edge.to_serial, edge.to_ref)):
             lock = None if ref is None else ref()
             if lock is not None:
                 live[serial] = lock
     attributes = _snapshot.attribute_labels(live.values())
     labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
-    for edge in finding.edges:
-        labels.setdefault(edge.from_serial, edge.from_label)
-        labels.setdefault(edge.to_serial, edge.to_label)
-    # Instances of one class share a label: tell them apart by id where they meet in one cycle.
-    seen: dict[str, int] = {}
-    for label in labels.values():
-        seen[label] = seen.get(label, 0) + 1
-    labels = {serial: f"{label} (L{serial})" if seen[label] > 1 else label for serial, label in labels.items()}
     edges = [
         _order_edge(
             edge,
             resolve_code=True,
-            from_label=labels.get(edge.from_serial, edge.from_label),
-            to_label=labels.get(edge.to_serial, edge.to_label),
+            from_label=labels.get(edge.from_serial) or _edge_label(edge, "from"),
+            to_label=labels.get(edge.to_serial) or _edge_label(edge, "to"),
         )
         for edge in finding.edges
     ]
+    _distinguish(edges)
     single = len({edge.thread_token for edge in finding.edges}) == 1
     summary = _summary(edges, finding.rule, single)
     report = _snapshot.take("lock-order", summary=summary)
     known = {info.id for info in report.locks}
+    final_labels = {}
+    for edge in edges:
+        final_labels[edge.from_] = edge.from_label
+        final_labels[edge.to] = edge.to_label
     extra = []
     for serial, lock in sorted(live.items()):
         if lock.id in known:
@@ -879,7 +765,7 @@ def _build_report(finding: _Finding) -> Report:
                 site=_snapshot.site_frame(lock.site),
                 owner=None if owner is None else owner.ident,
                 count=0 if owner is None else getattr(lock, "_count", 1),
-                label=labels[serial],
+                label=final_labels.get(lock.id) or labels[serial],
                 rank=lock.rank,
             )
         )
@@ -889,6 +775,12 @@ def _build_report(finding: _Finding) -> Report:
         rule=finding.rule,
         single_thread=single and len(edges) > 1,
     )
+
+
+def remember_report(finding: Finding, report: Report) -> None:
+    """Keep a finding's report: later refusals of the same order carry it too."""
+    if len(_first_reports) < 10_000:
+        _first_reports[finding.key] = report
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:
@@ -901,8 +793,8 @@ def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = Non
         to=edge.to_id,
         thread=edge.thread,
         stack=stack,
-        from_label=from_label or edge.from_label,
-        to_label=to_label or edge.to_label,
+        from_label=from_label or _edge_label(edge, "from"),
+        to_label=to_label or _edge_label(edge, "to"),
         test=edge.test,
         gates=tuple(f"L{serial}" for serial in sorted(edge.gates)),
     )
@@ -940,9 +832,172 @@ def _edge_context(edge: OrderEdge) -> str:
     return f"thread {edge.thread}, {edge.test}" if edge.test else f"thread {edge.thread}"
 
 
+# --- public snapshots -----------------------------------------------------------
+
+
+def _live_edges() -> list[_Edge]:
+    """Every edge whose locks still live: class-level first edges and same-class instance edges."""
+    edges = [edge.first for successors in _class_succ.values() for edge in successors.values()]
+    edges.extend(_inst_edges.values())
+    alive = []
+    for edge in edges:
+        if edge.source is not None:
+            continue
+        if edge.from_ref is not None and edge.from_ref() is None:
+            continue
+        if edge.to_ref is not None and edge.to_ref() is None:
+            continue
+        alive.append(edge)
+    alive.sort(key=lambda e: e.seq)
+    return alive
+
+
+def order_edges() -> list[OrderEdge]:
+    """The learned orders between live lock instances, as values (oldest first).
+
+    One edge per class-level order (the acquisition that first took it), and
+    every same-class order between two instances.
+    """
+    with _graph_lock:
+        _drain_dead()
+        edges = _live_edges()
+    return [_order_edge(edge, resolve_code=False) for edge in edges]
+
+
+def class_orders() -> list[ClassOrder]:
+    """The learned orders between lock classes (creation sites), same-class nesting included."""
+    with _graph_lock:
+        found = [(edge.first, a, b) for a, successors in _class_succ.items() for b, edge in successors.items()]
+        found.extend((edge, cls, cls) for cls, edge in _same_class.items())
+    result = []
+    for edge, a, b in sorted(found, key=lambda item: item[0].seq):
+        from_key, to_key = _key(a), _key(b)
+        if from_key is None or to_key is None:
+            continue
+        result.append(
+            ClassOrder(
+                from_site=from_key, to_site=to_key,
+                from_label=_edge_label(edge, "from"), to_label=_edge_label(edge, "to"),
+                thread=edge.thread, test=edge.test,
+            )
+        )
+    return result
+
+
+def export_class_orders(*, include_imported: bool = False) -> list[dict[str, Any]]:
+    """The learned orders between lock classes as JSON-ready records, oldest first.
+
+    One record per class-level order (``import_class_orders`` elsewhere takes them):
+    ``from``/``to`` creation sites ``[file, line]``, ``from_label``/``to_label``,
+    ``thread``, ``test``, ``stack`` (``[file, line, function]`` frames, outermost
+    first), ``gates`` (sites of the locks held before ``from`` every time) and
+    ``source`` (None for orders learned here). Same-class nesting is left out (it is
+    judged per instance), and so are imported orders unless ``include_imported``.
+    """
+    with _graph_lock:
+        found = [
+            (edge, a, b)
+            for a, successors in _class_succ.items()
+            for b, edge in successors.items()
+            if include_imported or edge.first.source is None
+        ]
+    found.sort(key=lambda item: item[0].first.seq)
+    records = []
+    for class_edge, a, b in found:
+        from_key, to_key = _key(a), _key(b)
+        if from_key is None or to_key is None:
+            continue
+        records.append(
+            {
+                "from": list(from_key),
+                "to": list(to_key),
+                "from_label": _edge_label(class_edge.first, "from"),
+                "to_label": _edge_label(class_edge.first, "to"),
+                "thread": class_edge.first.thread,
+                "test": class_edge.first.test,
+                "stack": [list(frame) for frame in class_edge.first.stack],
+                "gates": sorted(list(key) for key in (_key(gate) for gate in class_edge.gates) if key is not None),
+                "source": class_edge.first.source,
+            }
+        )
+    return records
+
+
+# Classes made for imported orders: kept alive here (nothing else refers to them).
+_imported_classes: dict[tuple[Any, ...], LockClass] = {}
+
+
+def import_class_orders(records: Iterable[Mapping[str, Any]], *, source: str) -> None:
+    """Add class-level orders learned elsewhere (records of ``export_class_orders``).
+
+    No instance edge is made: an imported order takes part in class-level cycle
+    detection like a local one, so a local acquire that closes a cycle with it is
+    reported, with the imported stack and test beside the local ones. Its thread
+    reads ``"<thread> (<source>)"``. An order already known here (learned or
+    imported) is kept as it is; same-class records are skipped. Raises
+    ``ValueError`` naming the first malformed record, before importing anything.
+    """
+    parsed = [_parse_record(record) for record in records]
+    with _graph_lock:
+        for from_key, to_key, record, stack, gate_keys in parsed:
+            if from_key == to_key:
+                continue
+            from_cls, to_cls = _class_for(from_key, record["from_label"]), _class_for(to_key, record["to_label"])
+            if to_cls in _class_succ.get(from_cls, {}):
+                continue
+            edge = _Edge(None, None, f"{record['thread']} ({source})", next(_foreign_ids), stack, frozenset(),
+                         from_cls=from_cls, to_cls=to_cls, source=source)
+            edge.test = record["test"]
+            gates = frozenset(_class_for(key, None) for key in gate_keys)
+            _class_succ.setdefault(from_cls, {})[to_cls] = _ClassEdge(edge, gates)
+    _forget_known_contexts()
+
+
+def _class_for(site: ClassKey, label: str | None) -> LockClass:
+    """The local class of unnamed locks created at ``site`` (kept alive for imported orders)."""
+    cls = _state.lock_class((site[0], site[1], "?"), None, None, "Lock")
+    _imported_classes[cls.key] = cls
+    return cls
+
+
+def _parse_record(
+    record: Mapping[str, Any],
+) -> tuple[ClassKey, ClassKey, Mapping[str, Any], tuple[RawFrame, ...], list[ClassKey]]:
+    """Check one exported record; returns its sites, stack and gates as hashable tuples."""
+    try:
+        from_key = _site_key(record["from"])
+        to_key = _site_key(record["to"])
+        for key in ("from_label", "to_label", "thread"):
+            if not isinstance(record[key], str):
+                raise TypeError(f"{key} is not a string")
+        if record["test"] is not None and not isinstance(record["test"], str):
+            raise TypeError("test is not a string")
+        stack = tuple((str(file), int(line), str(function)) for file, line, function in record["stack"])
+        gates = [_site_key(gate) for gate in record.get("gates", ())]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a lock-order record ({exc!r}): {record!r}") from None
+    return from_key, to_key, record, stack, gates
+
+
+def _site_key(value: Any) -> ClassKey:
+    file, line = value
+    if not isinstance(file, str) or isinstance(line, bool) or not isinstance(line, int):
+        raise TypeError(f"not a [file, line] site: {value!r}")
+    return (file, line)
+
+
+def graph_size() -> tuple[int, int]:
+    """(nodes, edges) of the same-class instance graph, after forgetting dead locks."""
+    with _graph_lock:
+        _drain_dead()
+        return len(_inst_order), len(_inst_edges)
+
+
 __all__: list[str] = [
     "ClassOrder",
+    "Finding",
     "activate",
+    "build_report",
     "check_order",
     "class_orders",
     "deactivate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from _thread import allocate_lock as _allocate_raw_lock
 from typing import Any, Callable, TypeVar
 
 from lockwatch import _adopt, _order, _startup, _state, _watchdog
@@ -13,8 +14,9 @@ from lockwatch._locks import Lock, RLock
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Active patches, oldest first; the newest one's configuration is in force.
-# Changed only under the registry lock, never on a lock hot path.
+# Changed only under _patches_lock (a raw lock), never on a lock hot path.
 _active: list[Patch] = []
+_patches_lock = _allocate_raw_lock()
 # What threading had before the first active patch: restored exactly by the last stop.
 _originals: dict[str, Any] = {}
 
@@ -31,7 +33,7 @@ class Patch:
 
     def start(self) -> Patch:
         """Instrument threading.Lock/RLock (if not already) and apply this configuration."""
-        with _state.registry_lock:
+        with _patches_lock:
             if self in _active:
                 return self
             first = not _active
@@ -52,7 +54,7 @@ class Patch:
 
     def stop(self) -> None:
         """Undo this activation; the last one restores exactly what threading had."""
-        with _state.registry_lock:
+        with _patches_lock:
             if self not in _active:
                 return
             _active.remove(self)
@@ -123,7 +125,7 @@ def patch(func: Callable[..., Any] | None = None, /, **settings: Any) -> Any:
 def unpatch() -> None:
     """Stop every active patch and restore threading.Lock and threading.RLock."""
     while True:
-        with _state.registry_lock:
+        with _patches_lock:
             if not _active:
                 return
             newest = _active[-1]
@@ -137,5 +139,5 @@ def is_patched() -> bool:
 
 def active_config() -> Config | None:
     """The configuration in force, or None when lockwatch is not patched in."""
-    with _state.registry_lock:
+    with _patches_lock:
         return _active[-1].config if _active else None

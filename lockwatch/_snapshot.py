@@ -21,7 +21,7 @@ from lockwatch._locks import InstrumentedLock, RLock
 from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, user_frames
 
 # Threads lockwatch runs itself; they are left out of reports.
-internal_thread_idents: set[int] = set()
+internal_thread_idents = _state.internal_thread_idents
 
 # Waits that are not on a lock but on a notification (Condition and all that is
 # built on it: Event, Semaphore, Barrier, Queue). Found by looking at stacks.

@@ -1,70 +1,232 @@
-"""Live lock state: what each thread holds and waits for, kept with raw _thread primitives only."""
+"""Live lock state: lock classes, what each thread holds and waits for, and findings on their way to the reporter.
+
+Everything here is written by user threads in the middle of an acquire, so the
+rules of the recording side apply: plain data, no import, no I/O, no user code,
+and no lock of lockwatch's own that a thread could wait on. The registries are
+plain dicts and lists whose single operations are atomic under the GIL; a
+reader that may see a dict change size while it copies simply copies again.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
+import weakref
 from _thread import _local as _ThreadLocal
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident
+from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lockwatch._locks import InstrumentedLock
 
-# lockwatch never instruments or waits on its own locks: this one is a raw
-# _thread lock captured at import, held only for a few bytecodes at a time.
-registry_lock = _allocate_raw_lock()
+
+# --- lock classes ------------------------------------------------------------------
+
+Site = tuple[str, int, str]  # (file, line, function) where a lock was created
+
+
+class LockClass:
+    """Locks created by the same line of code (with the same name and rank): what lock order learns about.
+
+    ``signal`` turns True the first time a lock of the class is released by a
+    thread that did not take it: such a lock is a semaphore or a hand-off, not
+    a mutex, and takes no part in lock ordering from then on.
+    """
+
+    __slots__ = ("key", "site", "name", "rank", "serial", "signal", "__weakref__")
+
+    def __init__(self, key: tuple[Any, ...], site: Site | None, name: str | None, rank: int | None) -> None:
+        self.key = key
+        self.site = site
+        self.name = name
+        self.rank = rank
+        self.serial = next(_class_serials)
+        self.signal = False
+
+    def __repr__(self) -> str:
+        where = f"{os.path.basename(self.site[0])}:{self.site[1]}" if self.site else "?"
+        return f"<LockClass {self.serial} {where} name={self.name!r}>"
+
+
+_class_serials = itertools.count(1)
+#: Classes kept alive whatever their locks do; cleared when it reaches this size.
+RECENT_CLASSES = 4096
+_recent_classes: dict[tuple[Any, ...], LockClass] = {}
+#: Live classes by key. A class lives as long as one of its locks or a learned order refers to it.
+_classes: dict[tuple[Any, ...], Any] = {}
+
+
+def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str = "Lock") -> LockClass:
+    """The class of a ``kind`` lock created at ``site`` with ``name`` and ``rank`` (made on first use)."""
+    key = (site[0], site[1], name, rank, kind) if site is not None else (None, None, name, rank, kind)
+    found = _recent_classes.get(key)
+    if found is not None:
+        return found
+    ref = _classes.get(key)
+    found = None if ref is None else ref()
+    if found is None:
+        found = LockClass(key, site, name, rank)
+        # A weak entry: 100k generated creation sites cost nothing once their locks are gone.
+        _classes[key] = weakref.ref(found, lambda ref, key=key: _forget_class(key, ref))
+    # ...and a bounded strong one, so that a site making short-lived locks keeps its class.
+    if len(_recent_classes) >= RECENT_CLASSES:
+        _recent_classes.clear()
+    _recent_classes[key] = found
+    return found
+
+
+def _forget_class(key: tuple[Any, ...], ref: Any) -> None:
+    if _classes.get(key) is ref:
+        _classes.pop(key, None)
+
+
+# --- held contexts -------------------------------------------------------------------
+
+
+class Context:
+    """One sequence of lock classes held at once, as a node of a shared tree (root: nothing held).
+
+    A thread's state points at the node of what it holds. ``ok`` lists the
+    classes whose acquisition under exactly this context was already learned
+    and found harmless, so the hot path answers "nothing new" with one set
+    lookup at any nesting depth.
+    """
+
+    __slots__ = ("parent", "cls", "children", "ok", "same_ok", "classes", "depth")
+
+    def __init__(self, parent: Context | None, cls: LockClass | None) -> None:
+        self.parent = parent
+        self.cls = cls
+        self.children: dict[LockClass, Context] = {}
+        self.ok: set[LockClass] = set()
+        self.depth = 0 if parent is None else parent.depth + 1
+        base = frozenset() if parent is None else parent.classes
+        self.classes: frozenset[LockClass] = base if cls is None else base | {cls}
+        # Classes whose other-class orders are known here although the context already
+        # holds a lock of that class: then each same-class pair is checked per instance.
+        self.same_ok: set[LockClass] = set()
+
+    def child(self, cls: LockClass) -> Context:
+        """The context of holding this one plus a lock of ``cls``."""
+        found = self.children.get(cls)
+        if found is None:
+            found = self.children.setdefault(cls, Context(self, cls))
+        return found
+
+    def __repr__(self) -> str:
+        return f"<Context depth={self.depth} ok={len(self.ok)}>"
+
+
+ROOT = Context(None, None)
+
+
+def context_of(held: list[Any], state: ThreadState) -> Context:
+    """The context of the locks in ``held`` that ``state`` really owns (mutex classes only)."""
+    ctx = ROOT
+    for lock in held:
+        cls = lock._cls
+        if lock._owner is state and not cls.signal:
+            ctx = ctx.child(cls)
+    return ctx
+
+
+def forget_contexts() -> None:
+    """Drop every learned context (a new declared order or baseline must be checked afresh)."""
+    global ROOT
+    ROOT = Context(None, None)
+    for state in states():
+        state.ctx = ROOT
+        state.resync = True
+
+
+# --- threads ---------------------------------------------------------------------------
+
+_tokens = itertools.count(1)
 
 
 class ThreadState:
     """What one thread holds (in acquisition order) and what it is blocked on, since when.
 
-    Only the thread itself appends to ``held`` and sets ``waiting_for``; other
-    threads read these fields without locking (one-field reads are atomic
-    under the GIL), and tolerate a state that is a few bytecodes stale — the
-    watchdog confirms every finding on a second look.
+    Only the thread itself appends to ``held`` and sets ``waiting_for``. A lock
+    released by another thread only clears the lock's owner; the entry it leaves
+    in ``held`` is stale and skipped by every reader (``owned``), and the owner
+    drops it at its next release or slow path. Other threads read these fields
+    without locking and tolerate a state a few bytecodes old: the watchdog
+    confirms every finding on a second look.
     """
 
     __slots__ = (
         "ident",
+        "token",
+        "name",
         "held",
+        "ctx",
+        "resync",
         "waiting_for",
         "wait_since",
         "wait_timed",
+        "self_wait",
         "pending_error",
+        "parker",
+        "inside",
         "alive",
-        "name",
         "__weakref__",
     )
 
     def __init__(self, ident: int, name: str | None = None) -> None:
         self.ident = ident
+        # Unique for the life of the process: a new thread that reuses a dead
+        # thread's ident is a different thread.
+        self.token = next(_tokens)
         # The thread's name when its state was made: reports still name the
         # thread after it ended (the live name wins while it runs).
         self.name = name
         self.held: list[InstrumentedLock] = []
+        self.ctx = ROOT
+        self.resync = False  # ctx must be recomputed from held (contexts were forgotten)
         self.waiting_for: InstrumentedLock | None = None
         self.wait_since: float | None = None
         self.wait_timed = False  # the current wait has a timeout (it cannot deadlock forever)
+        self.self_wait = False  # the current wait is for a Lock this thread itself owns
         self.pending_error: BaseException | None = None  # raised out of the current wait (break mode)
-        self.alive = True  # False once the thread is known gone (e.g. not carried over a fork)
+        # Break mode parks a blocked acquire on this raw lock (locked while not parked),
+        # so that only the chosen victim is woken, and blocked threads cost no CPU.
+        self.parker = _allocate_raw_lock()
+        self.parker.acquire()
+        # >0 while lockwatch itself works in this thread (checking, warning): acquires
+        # made meanwhile (a finalizer, a logging handler) are not the program's order.
+        self.inside = 0
+        self.alive = True  # False once the thread is known gone (ended, or not carried over a fork)
+
+    def owned(self) -> list[InstrumentedLock]:
+        """The locks this thread really holds now, oldest first (stale entries skipped)."""
+        return [lock for lock in list(self.held) if lock._owner is self]
+
+    def drop_stale(self) -> None:
+        """Forget held entries of locks released by other threads; called by the thread itself."""
+        held = self.held
+        if any(lock._owner is not self for lock in held):
+            held[:] = [lock for lock in held if lock._owner is self]
+        self.ctx = context_of(held, self)
+        self.resync = False
 
     def __repr__(self) -> str:
         return f"<ThreadState {self.ident} holding {len(self.held)} waiting_for={self.waiting_for!r}>"
 
 
 # Per-thread pointer to the thread's own state: cheaper than a dict lookup by
-# get_ident(), and a new thread that reuses a dead thread's ident gets a fresh
-# state instead of inheriting the old one.
+# get_ident(), and a new thread that reuses a dead thread's ident gets a fresh state.
 _local = _ThreadLocal()
 
-#: ident -> state of every thread that has touched an instrumented lock.
+#: token -> state of every thread that has touched an instrumented lock.
 threads: dict[int, ThreadState] = {}
 
-_created_since_prune = 0
+_created_since_prune = itertools.count(1)
 
 
 def current_state() -> ThreadState:
@@ -76,17 +238,13 @@ def current_state() -> ThreadState:
 
 
 def _new_state() -> ThreadState:
-    global _created_since_prune
     ident = get_ident()
     state = ThreadState(ident, python_thread_name(ident))
     _local.state = state
-    with registry_lock:
-        threads[state.ident] = state
-        _created_since_prune += 1
-        prune = _created_since_prune >= 256
-        if prune:
-            _created_since_prune = 0
-    if prune:
+    # No lock: one dict store is atomic, and a finalizer run by the allocation
+    # below may itself take a lock and land here (re-entrancy must be harmless).
+    threads[state.token] = state
+    if next(_created_since_prune) % 256 == 0:
         prune_dead_threads()
     return state
 
@@ -103,24 +261,37 @@ def python_thread_name(ident: int) -> str | None:
         if thread is None:
             thread = next((t for t in list(threading._limbo) if t._ident == ident), None)  # type: ignore[attr-defined]
         return None if thread is None else str(thread.name)
-    except Exception:  # a name is a nicety: never fail a lock acquire over it
+    except Exception:  # noqa: BLE001  (a name is a nicety: never fail a lock acquire over it)
         return None
-
-
-def prune_dead_threads() -> None:
-    """Forget states of threads that ended holding and waiting for nothing."""
-    live = sys._current_frames()
-    with registry_lock:
-        for ident, state in list(threads.items()):
-            if ident not in live and not state.held and state.waiting_for is None:
-                state.alive = False
-                del threads[ident]
 
 
 def states() -> list[ThreadState]:
     """A copy of all known thread states."""
-    with registry_lock:
-        return list(threads.values())
+    while True:
+        try:
+            return list(threads.values())
+        except RuntimeError:  # the dict changed size while being copied: copy again
+            continue
+
+
+def prune_dead_threads() -> None:
+    """Mark states of ended threads; forget those that hold and wait for nothing."""
+    live = sys._current_frames()
+    for state in states():
+        if state.ident in live and state.alive:
+            continue
+        if state.ident not in live:
+            state.alive = False
+        if not state.owned() and state.waiting_for is None:
+            threads.pop(state.token, None)
+
+
+def is_alive(state: ThreadState, live_idents: Any) -> bool:
+    """Whether ``state``'s thread still runs (its ident is live, and was not reused by a newer state)."""
+    if not state.alive or state.ident not in live_idents:
+        return False
+    newer = [other for other in states() if other.ident == state.ident and other.token > state.token]
+    return not newer
 
 
 # --- held locks nobody can release ---------------------------------------------
@@ -137,52 +308,62 @@ _ONLY_IN_HELD_LIST = _refcounts([object()])[0][1]
 
 
 def reachable_held(state: ThreadState) -> list[Any]:
-    """The locks ``state`` holds, without those nothing else references (see drop_unreachable).
-
-    Safe from any thread: it only reads the held list.
-    """
-    return [lock for lock, refs in _refcounts(state.held) if refs > _ONLY_IN_HELD_LIST]
-
-
-def drop_unreachable(held: list[Any]) -> None:
-    """Forget held locks that nothing else references: acquired, never released, dropped.
+    """The locks ``state`` owns, without those nothing else references (acquired, then dropped).
 
     Such a lock can never be released, so it is no longer part of any lock
-    order or wait; keeping it would make every later acquire of the thread
-    look nested inside it. Called by the owning thread, off the hot path.
+    order or wait. Safe from any thread: it only reads.
     """
-    for lock, refs in _refcounts(held):
-        if refs <= _ONLY_IN_HELD_LIST:
-            try:
-                held.remove(lock)
-            except ValueError:
-                pass
+    # Counted on the held list itself (a copy would add a reference to each lock).
+    return [lock for lock, refs in _refcounts(state.held) if refs > _ONLY_IN_HELD_LIST and lock._owner is state]
 
 
 # --- hooks set by other parts (kept as module globals: read on the hot path) --
 
-#: Called for a blocking acquire of ``lock`` by ``state`` when it holds other
-#: locks and at least one (held → lock) order is not yet known; may raise
-#: LockOrderViolation. Set by the lock-order checker; None when checking is off.
-order_checker: Callable[[ThreadState, Any, list[Any]], None] | None = None
+#: Called for a blocking acquire of ``lock`` by ``state`` when the lock's class
+#: is not yet known in the thread's context; may raise LockOrderViolation. Set
+#: by the lock-order checker; None when checking is off.
+order_checker: Callable[[ThreadState, Any], None] | None = None
 
-#: When True, blocked acquires wake up every BREAK_POLL seconds to see whether
-#: the watchdog chose them as a deadlock victim (on_deadlock="break").
+#: When True, blocked acquires park on their thread's parker so that the
+#: watchdog can wake a deadlock victim (on_deadlock="break").
 break_enabled = False
-BREAK_POLL = 0.05
+#: A parked waiter looks at its lock again after this long even if nobody woke
+#: it: a wake-up lost to a racing timeout costs at most this much delay.
+PARK_FALLBACK = 5.0
+
+#: Threads lockwatch runs itself: never order-checked, left out of reports.
+internal_thread_idents: set[int] = set()
+
+#: Set by the watchdog: starts it if needed and wakes it. Called from user
+#: threads mid-acquire, so it only starts a raw thread or releases a raw lock.
+notify_watchdog: Callable[[], None] = lambda: None
+
+#: Findings recorded by user threads for the reporter (the watchdog thread):
+#: tuples whose first item names the kind. Appended from any thread, drained by the reporter.
+findings: list[tuple[Any, ...]] = []
 
 
-def wait_started(state: ThreadState, lock: Any, timed: bool) -> None:
+def hand_over(finding: tuple[Any, ...]) -> None:
+    """Queue a finding for the reporter and wake it (recording side: no I/O, no wait)."""
+    findings.append(finding)
+    notify_watchdog()
+
+
+def wait_started(state: ThreadState, lock: Any, timed: bool, self_wait: bool = False) -> None:
     state.pending_error = None
     state.wait_timed = timed
+    state.self_wait = self_wait
     state.wait_since = monotonic()
     state.waiting_for = lock
+    if not timed:
+        notify_watchdog()  # the watchdog starts with the first wait that can last forever
 
 
 def wait_ended(state: ThreadState) -> None:
     state.waiting_for = None
     state.wait_since = None
     state.pending_error = None
+    state.self_wait = False
 
 
 # --- fork ----------------------------------------------------------------------
@@ -196,25 +377,24 @@ def on_fork_child(callback: Callable[[], None]) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global registry_lock
-    # The parent's registry lock may have been held by a thread that does not
-    # exist in the child: start over with a fresh one.
-    registry_lock = _allocate_raw_lock()
-    ident = get_ident()
     mine = getattr(_local, "state", None)
-    for state in threads.values():
+    for state in states():
         if state is not mine:
             state.alive = False
             state.waiting_for = None
     threads.clear()
+    del findings[:]
     if mine is not None:
-        mine.ident = ident
+        mine.ident = get_ident()
         mine.waiting_for = None
-        threads[ident] = mine
+        threads[mine.token] = mine
+        # The parker may have been mid-use in the parent: the child starts with a fresh one.
+        mine.parker = _allocate_raw_lock()
+        mine.parker.acquire()
     for callback in list(_fork_callbacks):
         try:
             callback()
-        except Exception as exc:  # never break the child over lockwatch's bookkeeping
+        except Exception as exc:  # noqa: BLE001  (never break the child over lockwatch's bookkeeping)
             print(f"lockwatch: after-fork reset failed: {exc!r}", file=sys.stderr)
 
 

@@ -1,4 +1,11 @@
-"""The watchdog: a raw daemon thread that finds deadlocks and hangs, writes dumps, and reacts."""
+"""The watchdog: lockwatch's own raw thread, the reporting side. Finds deadlocks and hangs, presents findings, reacts.
+
+It starts lazily (the first wait that can last forever, the first finding, a
+snapshot request, or a hang_timeout), never takes an instrumented lock, and
+imports nothing at report time: what reporting needs was imported when
+lockwatch was patched in, so a deadlocked thread holding the import lock or
+logging's lock cannot catch it. Pictures are drawn by a child process.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +19,26 @@ import traceback
 import types
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident, start_new_thread
-from time import monotonic
+from time import monotonic, sleep
 from typing import Any, Callable
 
-from lockwatch import _detect, _events, _signals, _snapshot, _state
+from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
 from lockwatch._model import CycleStep, Report
 
-# A wait as the watchdog sees it: (thread ident, lock serial, wait_since, owner ident).
+# A wait as the watchdog sees it: (thread token, lock serial, wait_since, owner token).
 # Equal keys on two consecutive looks mean the very same wait, still blocked on the same owner.
+# Tokens, not idents: a new thread that reuses a dead thread's ident is another thread.
 WaitKey = tuple[int, int, float, "int | None"]
 
 #: How long deactivate() and interpreter exit wait for the watchdog thread to finish.
 STOP_TIMEOUT = 2.0
+#: How long the exit reaction and interpreter exit wait for pictures still being drawn.
+EXIT_DRAWING_TIMEOUT = 5.0
+#: Consecutive looks with nothing to watch after which the watchdog thread ends.
+IDLE_LOOKS = 1
 
 
 def _untimed_condition_wait_lines() -> frozenset[int] | None:
@@ -71,19 +83,20 @@ class _Watchdog:
         self.stopping = False
         self.snapshot_requested = False
         self.ident: int | None = None
+        self.busy = False  # presenting findings drained from _state.findings
+        self.held_back = False  # lock-order findings wait out signal_grace() in _state.findings
         # Held while nobody asked for the watchdog: releasing it wakes the sleeping thread.
         self.wake = _allocate_raw_lock()
         self.wake.acquire()
         # Held while the thread runs: stop() waits on it.
         self.finished = _allocate_raw_lock()
         self.finished.acquire()
-        # Held until the thread runs: start() returns only then, so the thread
-        # exists (and counts among the process's threads) once patch() returns.
-        self.running = _allocate_raw_lock()
-        self.running.acquire()
         # Deadlocks: the untimed waits seen at the previous look, and cycles already reported.
         self.previous_waits: set[WaitKey] = set()
         self.reported: set[frozenset[WaitKey]] = set()
+        # Waits for a Lock the waiter owns: (token, since) -> True (held on its own stack:
+        # a deadlock) or False (a wait for another thread's release: a signal, never broken).
+        self.self_waits: dict[tuple[int, float], bool] = {}
         # Hangs: the Condition.wait frame each thread was in at the previous look, since when.
         self.condition_waits: dict[int, tuple[types.FrameType, float]] = {}
         self.hangs_reported: set[Any] = set()
@@ -91,9 +104,8 @@ class _Watchdog:
     # --- life cycle ---------------------------------------------------------------
 
     def start(self) -> None:
+        # Never waits: this may run in a user thread in the middle of an acquire.
         start_new_thread(self._run, ())
-        if self.running.acquire(True, STOP_TIMEOUT):
-            self.running.release()
 
     def wake_up(self) -> None:
         try:
@@ -115,40 +127,113 @@ class _Watchdog:
 
     def _run(self) -> None:
         self.ident = get_ident()
-        _snapshot.internal_thread_idents.add(self.ident)
-        self.running.release()
+        _state.internal_thread_idents.add(self.ident)
+        idle_looks = 0
         try:
             next_look = monotonic() + self.config.interval
             while not self.stopping:
-                remaining = next_look - monotonic()
-                if remaining > 0:
-                    # Woken early by deactivate() or SIGUSR1; a raw lock: never an instrumented one.
-                    self.wake.acquire(True, remaining)
+                if not _state.findings or self.held_back:
+                    remaining = next_look - monotonic()
+                    if self.held_back:
+                        remaining = min(remaining, 0.05)
+                    if remaining > 0:
+                        # Woken early by a finding, a first wait, deactivate() or SIGUSR1.
+                        self.wake.acquire(True, remaining)
                 if self.stopping:
                     break
+                self._guarded(self.present_findings)
                 if self.snapshot_requested:
                     self.snapshot_requested = False
                     self._guarded(self.write_snapshot)
+                self._guarded(self.look_at_self_waits)
                 # Looks stay one interval apart, even after an early wake, so that
                 # "the same wait on two looks" always means blocked for an interval.
                 if monotonic() >= next_look:
                     self._guarded(self.look)
+                    self._guarded(_dump.reap_drawings)
                     next_look = monotonic() + self.config.interval
+                    idle_looks = idle_looks + 1 if self._idle() else 0
+                    if idle_looks >= IDLE_LOOKS:
+                        self._retire()
         finally:
-            _snapshot.internal_thread_idents.discard(self.ident)
+            self._guarded(self.present_findings)
+            _state.internal_thread_idents.discard(self.ident)
             self.finished.release()
 
-    def _guarded(self, step: Callable[[], None]) -> None:
+    def _idle(self) -> bool:
+        """Nothing to watch: no wait that could last forever, nothing to present or draw, no hang_timeout."""
+        if self.config.hang_timeout is not None or _state.findings or self.snapshot_requested:
+            return False
+        if self.reported or self.self_waits or not _dump.drawings_done():
+            return False
+        return not any(state.waiting_for is not None and not state.wait_timed for state in _state.states())
+
+    def _retire(self) -> None:
+        """Stop while idle, so that a program's thread count is its own again (a new watchdog starts when needed)."""
+        self.stopping = True
+        # A wait or a finding that came in meanwhile woke a watchdog that is leaving: start a fresh one.
+        if not self._idle():
+            _notify()
+
+    def _guarded(self, step: Callable[[], Any]) -> None:
         """Run one step; an error inside lockwatch is said once and the watchdog carries on."""
         try:
             step()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (the watchdog must outlive its own bugs)
             where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             place = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
             _say_once(
                 f"error:{type(exc).__name__}",
                 f"internal error in the watchdog, carrying on: {exc!r}{place}",
             )
+
+    # --- findings handed over by user threads ------------------------------------------
+
+    def present_findings(self) -> None:
+        """Present what acquiring threads recorded: lock-order findings, lockwatch's own errors."""
+        self.busy = True
+        held_back = []
+        try:
+            while _state.findings:
+                finding = _state.findings.pop(0)
+                kind = finding[0]
+                if kind == "lock-order":
+                    order_finding = finding[1]
+                    if order_finding.involves_signal():
+                        continue  # a hand-off lock, not a mutex: no order to keep (see _order)
+                    if monotonic() - order_finding.found_at < self.signal_grace() and not self.stopping:
+                        # A lock taken by one thread and released by another (a readers-writer
+                        # lock's resource lock) shows it only at that release: wait for it a moment.
+                        held_back.append(finding)
+                        continue
+                    self._guarded(lambda: self._present_order(order_finding))
+                elif kind == "internal-error":
+                    _what, exc = finding[1], finding[2]
+                    _say_once(
+                        f"internal:{finding[1]}:{type(exc).__name__}",
+                        f"internal error in {_what}: {exc!r}; that acquire went unchecked, "
+                        "checking stays on (said once)",
+                    )
+        finally:
+            _state.findings[:0] = held_back
+            self.held_back = bool(held_back)
+            self.busy = False
+
+    def signal_grace(self) -> float:
+        """How long a lock-order finding is held back before it is presented."""
+        return min(max(self.config.interval, 0.2), 1.0)
+
+    def _present_order(self, finding: _order.Finding) -> None:
+        try:
+            report = _order.build_report(finding)
+        except Exception:
+            for carrier in finding.carriers:
+                carrier.report_failed = True
+            raise
+        for carrier in finding.carriers:
+            carrier.report = report
+        _order.remember_report(finding, report)
+        self.emit(report)
 
     # --- one look -------------------------------------------------------------------
 
@@ -162,7 +247,10 @@ class _Watchdog:
             if lock is None or since is None or state.wait_timed or state.ident == self.ident:
                 continue
             owner = lock._owner
-            current[(state.ident, lock._serial, since, None if owner is None else owner.ident)] = state
+            if state.self_wait or owner is state:
+                if self.self_waits.get((state.token, since)) is not False:
+                    continue  # a self-deadlock: reported by look_at_self_waits, not a cycle to confirm
+            current[(state.token, lock._serial, since, None if owner is None else owner.token)] = state
         # A deadlock needs waits that have not changed since the previous look; while
         # there are none (the common case), no graph is built at all.
         persistent = [key for key in current if key in self.previous_waits]
@@ -177,18 +265,50 @@ class _Watchdog:
         else:
             self.condition_waits.clear()
 
-    def _find_deadlocks(self, persistent: list[WaitKey], current: dict[WaitKey, _state.ThreadState]) -> None:
-        by_thread = {key[0]: key for key in persistent}
-        waits = {}
-        for key in persistent:
-            lock = current[key].waiting_for
-            if lock is None:
+    def look_at_self_waits(self) -> None:
+        """A thread waiting for a Lock it owns: a deadlock if the lock is held on its own stack.
+
+        Held on the stack means an acquisition that is still active in one of the
+        waiter's frames (a ``with`` block, or an ``acquire()`` whose frame has not
+        returned). Otherwise the thread waits for another thread to release it (a
+        Lock used as a signal): never a deadlock, a hang only after hang_timeout.
+        """
+        live = set()
+        frames: dict[int, types.FrameType] | None = None
+        for state in _state.states():
+            lock, since = state.waiting_for, state.wait_since
+            if lock is None or since is None or not state.self_wait:
                 continue
-            waits[key[0]] = Wait(lock=lock.id, owner=key[3])
-        for cycle in _detect.find_cycles(waits):
-            cycle_key = frozenset(by_thread[step.thread] for step in cycle)
+            key = (state.token, since)
+            live.add(key)
+            if key in self.self_waits:
+                continue
+            if frames is None:
+                frames = sys._current_frames()
+            frame = frames.get(state.ident)
+            if frame is None or state.wait_since != since:
+                continue
+            on_stack = _acquired.taken_on_stack(frame, lock) is not None
+            if on_stack and state.waiting_for is lock and state.wait_since == since:
+                cycle = (CycleStep(thread=state.ident, lock=lock.id),)
+                wait_key = (state.token, lock._serial, since, state.token)
+                self._report_deadlock(cycle, frozenset([wait_key]), {wait_key: state}, confirm=False)
+            # Decided (and reported) once per wait; a failed report is tried again at the next look.
+            self.self_waits[key] = on_stack
+        self.self_waits = {key: value for key, value in self.self_waits.items() if key in live}
+
+    def _find_deadlocks(self, persistent: list[WaitKey], current: dict[WaitKey, _state.ThreadState]) -> None:
+        by_token = {key[0]: key for key in persistent}
+        waits = {key[0]: Wait(lock=current[key].waiting_for.id, owner=key[3])  # type: ignore[union-attr]
+                 for key in persistent if current[key].waiting_for is not None}
+        for token_cycle in _detect.find_cycles(waits):
+            cycle_key = frozenset(by_token[step.thread] for step in token_cycle)
             if cycle_key in self.reported:
                 continue
+            idents = {key[0]: current[key].ident for key in cycle_key}
+            cycle = tuple(CycleStep(thread=idents[step.thread], lock=step.lock) for step in token_cycle)
+            first = cycle.index(min(cycle, key=lambda step: step.thread))
+            cycle = cycle[first:] + cycle[:first]
             if self._report_deadlock(cycle, cycle_key, current):
                 self.reported.add(cycle_key)
 
@@ -197,11 +317,12 @@ class _Watchdog:
         cycle: tuple[CycleStep, ...],
         cycle_key: frozenset[WaitKey],
         current: dict[WaitKey, _state.ThreadState],
+        confirm: bool = True,
     ) -> bool:
         report = _snapshot.take("deadlock")
-        # Re-check on the snapshot itself: what is reported is what the report shows.
         waits = _detect.waits_in_report(report)
-        if cycle not in _detect.find_cycles(waits):
+        # Re-check on the snapshot itself: what is reported is what the report shows.
+        if confirm and cycle not in _detect.find_cycles(waits):
             return False
         in_cycle = {step.thread for step in cycle}
         behind = set(_detect.bystanders(waits, [cycle]))
@@ -217,14 +338,15 @@ class _Watchdog:
         reaction = self.config.on_deadlock
         victim_key: WaitKey | None = None
         if reaction == "break":
-            # The wait that started last is the acquire that closed the cycle; ties by thread id.
+            # The wait that started last is the acquire that closed the cycle; ties by thread.
             victim_key = min(cycle_key, key=lambda key: (-key[2], key[0]))
-            victim_name = report.thread(victim_key[0])
+            victim = current[victim_key]
+            info = report.thread(victim.ident)
             summary += (
                 f". lockwatch broke it: thread "
-                f'"{victim_name.name if victim_name else victim_key[0]}" gets DeadlockError.'
+                f'"{info.name if info else victim.ident}" gets DeadlockError.'
             )
-            report = report.replace(victim=victim_key[0])
+            report = report.replace(victim=victim.ident)
         report = report.replace(summary=summary)
         self.emit(report)
         if victim_key is not None:
@@ -232,14 +354,8 @@ class _Watchdog:
         elif reaction == "exit":
             self._exit_process()
         elif callable(reaction):
-            try:
-                reaction(report)
-            except Exception as exc:
-                _say_once(
-                    f"callback:{id(reaction)}",
-                    f"the on_deadlock callable {getattr(reaction, '__name__', reaction)!r} raised "
-                    f"{exc!r}; lockwatch carries on (said once)",
-                )
+            # On a thread of its own: a callable that never returns must not stop later reports.
+            start_new_thread(_call_reaction, (reaction, report))
         return True
 
     def _break(self, key: WaitKey, state: _state.ThreadState, report: Report) -> None:
@@ -250,12 +366,18 @@ class _Watchdog:
         state.pending_error = error
         if state.wait_since != key[2] and state.pending_error is error:
             state.pending_error = None  # a new wait started under our feet: not ours to break
+            return
+        try:
+            state.parker.release()  # only the victim wakes up
+        except RuntimeError:  # not parked (yet): it sees pending_error when it looks
+            pass
 
     def _exit_process(self) -> None:
+        _dump.wait_drawings(EXIT_DRAWING_TIMEOUT)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except Exception:
+            except Exception:  # noqa: BLE001  (a broken stream must not stop the exit)
                 pass
         _signals.unregister()
         # The main thread may be one of the deadlocked ones: only this thread can end the process.
@@ -269,8 +391,9 @@ class _Watchdog:
         in_deadlock = set().union(*self.reported) if self.reported else set()
         hung: dict[int, tuple[Any, float, str]] = {}  # ident -> (episode, seconds, where)
         lock_waiters = set()
-        for key in current:
-            ident, serial, since, _owner = key
+        for key, state in current.items():
+            _token, serial, since, _owner = key
+            ident = state.ident
             lock_waiters.add(ident)
             if key not in in_deadlock and now - since >= timeout:
                 # One episode per wait, even if the lock changes hands while this thread waits.
@@ -330,6 +453,13 @@ class _Watchdog:
 
     def write_snapshot(self) -> None:
         report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
+        waits = _detect.waits_in_report(report)
+        cycles = tuple(_detect.find_cycles(waits))
+        if cycles:
+            report = report.replace(
+                cycles=cycles,
+                summary=report.summary + ". Deadlock: " + "; ".join(_detect.describe_cycle(c, report) for c in cycles),
+            )
         paths = self.write(report)
         _events.publish(report, paths)
         if paths:
@@ -344,28 +474,24 @@ class _Watchdog:
     def write(self, report: Report) -> list[str]:
         """Write the dump files; an unwritable dump_dir is said once and yields no paths."""
         try:
-            from lockwatch import _dump
-
             return list(_dump.write_report(report, self.dump_dir))
         except OSError as exc:
             _say_once(
                 f"dump_dir:{self.dump_dir}",
                 f"cannot write dumps to {self.dump_dir}: {exc}. Reports are printed to stderr only.",
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (the text report must still come out)
             _say_once("dump-error", f"writing a dump failed: {exc!r}. Reports are printed to stderr only.")
         return []
 
     def emit(self, report: Report) -> list[str]:
-        """Write, publish and print a deadlock or hang report, as every lockwatch report is."""
+        """Write, publish and print a report, as every lockwatch finding is presented."""
         paths = self.write(report)
         _events.publish(report, paths)
         if _events.print_to_stderr:
             try:
-                from lockwatch import _text
-
                 text = _text.format_report(report)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (the summary still says what matters)
                 _say_once("text-error", f"formatting the report failed: {exc!r}")
                 text = f"{report.kind.upper()}: {report.summary}\n"
             if paths:
@@ -374,11 +500,25 @@ class _Watchdog:
         return paths
 
 
+def _call_reaction(reaction: Callable[[Report], Any], report: Report) -> None:
+    _state.internal_thread_idents.add(get_ident())
+    try:
+        reaction(report)
+    except Exception as exc:  # noqa: BLE001  (the user's callable must not end lockwatch)
+        _say_once(
+            f"callback:{id(reaction)}",
+            f"the on_deadlock callable {getattr(reaction, '__name__', reaction)!r} raised "
+            f"{exc!r}; lockwatch carries on (said once)",
+        )
+    finally:
+        _state.internal_thread_idents.discard(get_ident())
+
+
 def _print(text: str) -> None:
     try:
         sys.stderr.write(text)
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: BLE001  (stderr closed or broken: nothing sensible left to do)
         pass
 
 
@@ -403,49 +543,94 @@ def _in_wait_for(frame: types.FrameType) -> bool:
 # --- the one watchdog of this process --------------------------------------------------
 
 _control = _allocate_raw_lock()  # serialises activate/deactivate (replaced after fork)
+_starting = _allocate_raw_lock()  # only ever try-acquired: one lazy start at a time
+_config: Config | None = None  # the configuration in force while patched in
 _watchdog: _Watchdog | None = None
 _atexit_registered = False
 
 
 def activate(config: Config) -> None:
-    """Start the watchdog thread with ``config``, or give the running one the new configuration."""
-    global _watchdog, _atexit_registered
+    """Apply ``config``: the watchdog starts when first needed (or now, with a hang_timeout)."""
+    global _config, _atexit_registered
     with _control:
+        _config = config
         watchdog = _watchdog
-        if watchdog is None or watchdog.stopping:
-            watchdog = _Watchdog(config)
-            _watchdog = watchdog
-            watchdog.start()
-        else:
+        if watchdog is not None and not watchdog.stopping:
             old_dir = watchdog.dump_dir
             watchdog.config = config
             watchdog.dump_dir = os.path.abspath(config.dump_dir)
             if old_dir != watchdog.dump_dir and _signals.is_registered():
-                _register(watchdog)
+                _register(watchdog.dump_dir)
             watchdog.wake_up()  # a shorter interval takes effect now
+        _state.notify_watchdog = _notify
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
-        _apply_signal_setting(watchdog)
+        _apply_signal_setting(config)
+    if config.hang_timeout is not None:
+        _notify()  # hangs in Condition waits are found by looking: no wait of ours announces them
 
 
-def _apply_signal_setting(watchdog: _Watchdog) -> None:
-    if watchdog.config.signal:
+def _notify() -> None:
+    """Wake the watchdog, starting it first if needed. Safe mid-acquire: never waits."""
+    watchdog = _watchdog
+    if watchdog is not None and not watchdog.stopping:
+        watchdog.wake_up()
+        return
+    if not _starting.acquire(False):
+        return  # another thread is starting it right now
+    try:
+        _start_now()
+    finally:
+        _starting.release()
+
+
+def _start_now() -> None:
+    global _watchdog
+    config = _config
+    watchdog = _watchdog
+    if config is None or (watchdog is not None and not watchdog.stopping):
+        return
+    watchdog = _Watchdog(config)
+    _watchdog = watchdog
+    watchdog.start()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until findings handed over so far are presented (not from a user's acquire); whether they were."""
+    if get_ident() == watchdog_ident():
+        return False
+    if _state.findings:
+        _notify()
+    deadline = monotonic() + timeout
+    while monotonic() < deadline:
+        watchdog = _watchdog
+        if not _state.findings and (watchdog is None or not watchdog.busy):
+            return True
+        if watchdog is None or watchdog.stopping:
+            return False
+        sleep(0.002)
+    return False
+
+
+def _apply_signal_setting(config: Config) -> None:
+    if config.signal:
         if _signals.install_handler(_request_snapshot) and not _signals.is_registered():
-            _register(watchdog)
+            _register(os.path.abspath(config.dump_dir))
     else:
         _signals.uninstall_handler()
         _signals.unregister()
 
 
-def _register(watchdog: _Watchdog) -> None:
+def _register(dump_dir: str) -> None:
     try:
-        _signals.register(watchdog.dump_dir)
+        _signals.register(dump_dir)
     except OSError as exc:
         _say_once("register", f"cannot register for `lockwatch dump` in {_signals.registry_dir()}: {exc}")
 
 
 def _request_snapshot() -> None:
+    _notify()
     watchdog = _watchdog
     if watchdog is not None and not watchdog.stopping:
         watchdog.request_snapshot()
@@ -453,14 +638,21 @@ def _request_snapshot() -> None:
 
 def deactivate() -> None:
     """Stop the watchdog thread (waiting briefly for it), restore SIGUSR1, remove the registration."""
-    global _watchdog
+    global _watchdog, _config
+    flush(1.0)
     with _control:
         watchdog = _watchdog
         _watchdog = None
+        _config = None
+        _state.notify_watchdog = _state_noop
     if watchdog is not None:
         watchdog.stop()
     _signals.uninstall_handler()
     _signals.unregister()
+
+
+def _state_noop() -> None:
+    pass
 
 
 def is_running() -> bool:
@@ -477,32 +669,28 @@ def watchdog_ident() -> int | None:
 
 def _at_exit() -> None:
     # atexit runs after threading has joined the non-daemon threads, so the
-    # watchdog kept watching them until now; stop it before the interpreter
-    # freezes daemon threads.
+    # watchdog kept watching them until now; present what is pending, then stop
+    # it before the interpreter freezes daemon threads.
+    flush(1.0)
     watchdog = _watchdog
     if watchdog is not None:
         watchdog.stop(timeout=1.0)
+    _dump.wait_drawings(EXIT_DRAWING_TIMEOUT)
     _signals.unregister()
 
 
 def _after_fork_in_child() -> None:
-    """The parent's watchdog thread does not exist here: start a fresh one with the same settings."""
-    global _control, _watchdog
+    """The parent's watchdog thread does not exist here: a fresh one starts when first needed."""
+    global _control, _starting, _watchdog
     _control = _allocate_raw_lock()
+    _starting = _allocate_raw_lock()
     old = _watchdog
     _watchdog = None
     _signals.forget_registration()
-    if old is None:
-        return
-    if old.ident is not None:
-        _snapshot.internal_thread_idents.discard(old.ident)
-    if old.stopping:
-        return
-    watchdog = _Watchdog(old.config)
-    _watchdog = watchdog
-    watchdog.start()
-    if _signals.handler_installed():
-        _register(watchdog)
+    if old is not None and old.ident is not None:
+        _state.internal_thread_idents.discard(old.ident)
+    if _config is not None and _signals.handler_installed():
+        _register(os.path.abspath(_config.dump_dir))
 
 
 _state.on_fork_child(_after_fork_in_child)

@@ -222,6 +222,9 @@ class LockwatchReports:
         self.reports.append(report)  # list.append is atomic: safe from the watchdog thread
 
     def of_kind(self, kind: str) -> list[Report]:
+        from lockwatch import _watchdog
+
+        _watchdog.flush(5.0)  # findings recorded so far are presented by lockwatch's own thread
         return [report for report in list(self.reports) if report.kind == kind]
 
     @property
@@ -510,6 +513,11 @@ class LockwatchSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
+        if self.patch is not None:
+            from lockwatch import _watchdog
+
+            # Findings are presented by lockwatch's own thread: let it catch up with this test.
+            _watchdog.flush(5.0)
         findings = self._take_pending()
         if findings:
             self._judge(item, report, findings)

@@ -12,7 +12,7 @@ import pytest
 from _order_helpers import order_warnings
 
 import lockwatch
-from lockwatch import _baseline, _order
+from lockwatch import _baseline, _order, _watchdog
 from lockwatch._errors import ConfigError, LockOrderViolation
 
 pytestmark = pytest.mark.timeout(30)
@@ -105,6 +105,7 @@ def test_rerun_with_baseline_reports_nothing(watch: Any, tmp_path: Path) -> None
         warnings.simplefilter("always")
         inversion(Store())
     assert order_warnings(record) == []
+    assert _watchdog.flush()  # dumps are written by lockwatch's own thread
     assert len(list((tmp_path / "dumps").glob("*.json"))) == 1  # only the first run's
 
 

@@ -596,7 +596,7 @@ print("child status", os.waitstatus_to_exitcode(status))
 
 
 def test_watchdog_is_a_raw_thread_left_out_of_reports(tmp_path: Path) -> None:
-    with watching(tmp_path):
+    with watching(tmp_path, hang_timeout=60):  # a hang_timeout starts it at once (no wait announces a hang)
         ident = _watchdog.watchdog_ident()
         deadline = time.monotonic() + JOIN
         while ident is None and time.monotonic() < deadline:
@@ -606,7 +606,7 @@ def test_watchdog_is_a_raw_thread_left_out_of_reports(tmp_path: Path) -> None:
         assert ident not in {t.ident for t in threading.enumerate()}
         assert ident not in {t.id for t in lockwatch.snapshot().threads}
         # Reconfiguring keeps the one thread.
-        with watching(tmp_path, interval=0.1):
+        with watching(tmp_path, interval=0.1, hang_timeout=60):
             assert _watchdog.watchdog_ident() == ident
     assert not _watchdog.is_running()
     assert ident not in _snapshot.internal_thread_idents
@@ -771,6 +771,7 @@ def test_snapshot_request_during_a_look_is_served_after_it(
     _events.subscribe(listener)
     try:
         with look_held_open(monkeypatch) as (in_look, release_look), watching(tmp_path, interval=0.2):
+            _watchdog._notify()  # the watchdog starts lazily: start it now
             assert in_look.wait(JOIN)
             watchdog = _watchdog._watchdog
             assert watchdog is not None
@@ -814,6 +815,7 @@ def test_sigusr1_while_the_main_thread_is_in_a_raw_lock_wait_and_a_look_runs(
     _events.subscribe(listener)
     try:
         with look_held_open(monkeypatch) as (in_look, release_look), watching(tmp_path, interval=0.2, signal=True):
+            _watchdog._notify()  # the watchdog starts lazily: start it now
             helper = threading.Thread(target=sender, args=(in_look, release_look), name="sender")
             helper.start()
             assert main_wait.acquire(True, 2 * JOIN)  # the signal interrupts this wait; its handler only flags
