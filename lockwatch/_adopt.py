@@ -176,19 +176,29 @@ def _swap(
         stand_in = RLock()
         try:
             stand_in._real = _SharedRLock(original)
-            stand_in._site = site  # where logging makes this kind of lock: the same lock class as later ones
         except (AttributeError, TypeError):
             # Locks whose real lock cannot be lent (a compiled implementation): a lock of its
             # own is only safe while no other thread can be about to use the original.
             if not _only_thread():
                 return False
             stand_in = RLock()
+        _set_site(stand_in, site)
         setattr(target, attribute, stand_in)
     finally:
         if not held:
             original.release()
     _swaps.append(_Swap(holder, attribute, original, stand_in, label))
     return True
+
+
+def _set_site(lock: InstrumentedLock, site: tuple[str, int, str] | None) -> None:
+    """Give an adopted lock logging's creation site: the same lock class as the ones logging makes later."""
+    try:
+        from lockwatch._state import lock_class
+
+        lock._cls = lock_class(site, None, None, type(lock)._kind)
+    except (ImportError, AttributeError, TypeError):  # another lock layout: it keeps the patching line's site
+        pass
 
 
 def _only_thread() -> bool:
