@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
@@ -86,6 +88,10 @@ HELP = {
 }
 
 
+#: Smallest watchdog interval accepted, in seconds: below 10 ms the watchdog would only burn CPU.
+MIN_INTERVAL = 0.01
+
+
 def _parse_number(value: Any, name: str, source: str, *, allow_none: bool) -> float | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
         if allow_none:
@@ -125,7 +131,10 @@ def _parse_names(value: Any, name: str, source: str) -> tuple[str, ...]:
 def validate(name: str, value: Any, source: str) -> Any:
     """Check and normalise one setting; the error names the setting and where it came from."""
     if name == "interval":
-        return _parse_number(value, name, source, allow_none=False)
+        interval = _parse_number(value, name, source, allow_none=False)
+        if interval is not None and interval < MIN_INTERVAL:
+            raise ConfigError(f"interval must be at least {MIN_INTERVAL:g} s (from {source}), not {value!r}")
+        return interval
     if name == "hang_timeout":
         return _parse_number(value, name, source, allow_none=True)
     if name == "dump_dir":
@@ -187,16 +196,117 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+def check_together(config: Config, sources: Mapping[str, str]) -> Config:
+    """Reject settings that are fine alone but absurd together; ``sources`` says where each came from.
+
+    A hang_timeout below the interval could never be honoured (hangs are looked for
+    once per interval) and only floods the dump directory.
+    """
+    if config.hang_timeout is not None and config.hang_timeout < config.interval:
+        raise ConfigError(
+            f"hang_timeout must not be below interval (from {sources.get('hang_timeout', 'the defaults')}): "
+            f"{config.hang_timeout:g} s < {config.interval:g} s (interval from {sources.get('interval', 'the defaults')})"
+        )
+    return config
+
+
+# -- finding the project's pyproject.toml ---------------------------------------------------------
+#
+# As pytest finds its rootdir (pytest 9, _pytest/config/findpaths.py, locate_config): from the
+# start directory upwards, the first directory holding pytest's own configuration is the
+# project root: pytest.toml, .pytest.toml, pytest.ini, .pytest.ini (even empty), a
+# pyproject.toml with [tool.pytest] or [tool.pytest.ini_options], tox.ini with [pytest],
+# setup.cfg with [tool:pytest]. lockwatch adds its own table: a pyproject.toml with
+# [tool.lockwatch] claims its directory too. Without any of these, the nearest
+# pyproject.toml (as pytest since 8.1). The project's pyproject.toml is the one in the
+# root directory, if any: never one further up.
+
+_PYTEST_FILES = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini")
+_INI_SECTIONS = {"tox.ini": re.compile(r"^\[pytest\]\s*$", re.M), "setup.cfg": re.compile(r"^\[tool:pytest\]\s*$", re.M)}
+# Most of a file read while looking for the project root: config files are small, and
+# other people's files on the way up must not cost much.
+_MAX_CONFIG_BYTES = 1 << 20
+
+
 def find_pyproject(start: str | os.PathLike[str] | None = None) -> Path | None:
-    """The nearest pyproject.toml at or above ``start`` (default: the current directory)."""
+    """The project's pyproject.toml, found from ``start`` (default: the current directory) as pytest finds its rootdir."""
     try:
         here = Path(start or os.getcwd()).resolve()
     except OSError:
         return None
+    nearest: Path | None = None
     for directory in (here, *here.parents):
         candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
+        pyproject = candidate if _is_file(candidate) else None
+        if _claims_root(directory, pyproject):
+            return pyproject
+        if nearest is None:
+            nearest = pyproject
+    return nearest
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _head(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(_MAX_CONFIG_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _claims_root(directory: Path, pyproject: Path | None) -> bool:
+    if any(_is_file(directory / name) for name in _PYTEST_FILES):
+        return True
+    if pyproject is not None:
+        tool = _tool_tables(_head(pyproject))
+        if "pytest" in tool or "lockwatch" in tool:
+            return True
+    return any(
+        _is_file(directory / name) and section.search(_head(directory / name)) is not None
+        for name, section in _INI_SECTIONS.items()
+    )
+
+
+def _tool_tables(text: str) -> dict[str, Any]:
+    """The [tool] table of pyproject text (empty when unparsable: that is reported when it is read)."""
+    if tomllib is None:
+        return {"lockwatch": True} if _LOCKWATCH_TABLE.search(text) else {}
+    try:
+        tool = tomllib.loads(text).get("tool", {})
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return {}
+    return tool if isinstance(tool, dict) else {}
+
+
+def untrusted(path: str | os.PathLike[str]) -> str | None:
+    """Why a config file may not be believed, or None: it and its directory must be the user's own.
+
+    Another user's file, or one in a directory others can write to (like /tmp), could send
+    dumps anywhere or make lockwatch flood the disk. Group-writable is fine only for the
+    user's own group (user private groups).
+    """
+    if not hasattr(os, "geteuid"):
+        return None
+    uid, gid = os.geteuid(), os.getegid()
+    target = Path(path)
+    # The directory, the file as named (a symlink must be the user's too), the file read.
+    for place, what, look in ((target.parent, "directory", os.stat), (target, "file", os.lstat), (target, "file", os.stat)):
+        try:
+            info = look(place)
+        except OSError:
+            return None  # gone: nothing will be read from it
+        if info.st_uid != uid:
+            return f"the {what} is owned by uid {info.st_uid}, not by you (uid {uid})"
+        if stat.S_ISLNK(info.st_mode):
+            continue  # a symlink's own mode means nothing
+        if info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and info.st_gid != gid):
+            return f"the {what} is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
     return None
 
 
@@ -207,6 +317,11 @@ def from_pyproject(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     ``[tool.lockwatch]`` table is a ConfigError saying so; other files are skipped.
     """
     if path is None:
+        return {}
+    reason = untrusted(path)
+    if reason is not None:
+        if _LOCKWATCH_TABLE.search(_head(Path(path))):
+            warnings.warn(f"lockwatch: ignoring [tool.lockwatch] in {path}: {reason}", UserWarning, stacklevel=2)
         return {}
     if tomllib is None:
         try:
@@ -247,15 +362,20 @@ def resolve(
     False or None skips it. Explicit values of None are "not given" and override nothing.
     """
     config = Config()
+    sources: dict[str, str] = {}
+
+    def layer(values: Mapping[str, Any], source: str) -> None:
+        nonlocal config
+        config = apply(config, values, source)
+        sources.update((name.replace("-", "_"), source) for name in values)
+
     if pyproject is True:
         pyproject = find_pyproject()
     if pyproject:
-        table = from_pyproject(pyproject)
-        config = apply(config, table, f"[tool.lockwatch] in {pyproject}")
+        layer(from_pyproject(pyproject), f"[tool.lockwatch] in {pyproject}")
     env = from_environment(os.environ if environ is None else environ)
     for name, value in env.items():
-        config = apply(config, {name: value}, f"environment variable LOCKWATCH_{name.upper()}")
+        layer({name: value}, f"environment variable LOCKWATCH_{name.upper()}")
     if explicit:
-        given = {k: v for k, v in explicit.items() if v is not None}
-        config = apply(config, given, explicit_source)
-    return config
+        layer({k: v for k, v in explicit.items() if v is not None}, explicit_source)
+    return check_together(config, sources)

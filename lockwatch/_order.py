@@ -160,6 +160,7 @@ _dead: list[int] = []  # serials of instance-graph locks that died; drained unde
 _tracked: dict[int, Any] = {}  # serial -> weakref whose callback queues the serial in _dead
 _reported: set[tuple[Any, ...]] = set()  # keys of findings already reported
 _first_reports: dict[tuple[Any, ...], Any] = {}  # finding key -> its report, once the reporter made it
+_findings_by_report: dict[int, tuple[Report, Finding]] = {}  # id(report) -> (report, its finding)
 _edge_seq = itertools.count(1)
 _thread_tokens = itertools.count(1)
 # Imported orders have no lock instances here: negative serials never collide with local ones.
@@ -223,6 +224,7 @@ def reset() -> None:
         _tracked.clear()
         _reported.clear()
         _first_reports.clear()
+        _findings_by_report.clear()
         del _dead[:]
     _forget_known_contexts()
 
@@ -781,6 +783,14 @@ def remember_report(finding: Finding, report: Report) -> None:
     """Keep a finding's report: later refusals of the same order carry it too."""
     if len(_first_reports) < 10_000:
         _first_reports[finding.key] = report
+        _findings_by_report[id(report)] = (report, finding)
+
+
+def withdrawn(report: Report) -> bool:
+    """Whether a lock-order report no longer holds: a lock of its cycle was since released by
+    another thread, so it is a hand-off lock (a semaphore, a readers-writer resource), not a mutex."""
+    entry = _findings_by_report.get(id(report))
+    return entry is not None and entry[0] is report and entry[1].involves_signal()
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:

@@ -75,7 +75,7 @@ def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str 
         _classes[key] = weakref.ref(found, lambda ref, key=key: _forget_class(key, ref))
     # ...and a bounded strong one, so that a site making short-lived locks keeps its class.
     if len(_recent_classes) >= RECENT_CLASSES:
-        _recent_classes.clear()
+        _recent_classes.clear()  # never rebound: _locks reads this very dict
     _recent_classes[key] = found
     return found
 

@@ -373,6 +373,9 @@ class _Watchdog:
             pass
 
     def _exit_process(self) -> None:
+        # Everything found so far is presented before the process ends (held-back findings too).
+        self.stopping = True
+        self._guarded(self.present_findings)
         _dump.wait_drawings(EXIT_DRAWING_TIMEOUT)
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -469,7 +472,7 @@ class _Watchdog:
                 _say_once("last-snapshot", f"cannot record the latest snapshot for `lockwatch dump`: {exc}")
         if _events.print_to_stderr and paths:
             # A person asked for it from outside: say where it is, without flooding the program's stderr.
-            _print(f"lockwatch: snapshot written to {', '.join(paths)}\n")
+            _print(f"lockwatch: snapshot written to {_dump.describe(paths)}\n")
 
     def write(self, report: Report) -> list[str]:
         """Write the dump files; an unwritable dump_dir is said once and yields no paths."""
@@ -495,7 +498,7 @@ class _Watchdog:
                 _say_once("text-error", f"formatting the report failed: {exc!r}")
                 text = f"{report.kind.upper()}: {report.summary}\n"
             if paths:
-                text += f"lockwatch: {report.kind} dump written to {', '.join(paths)}\n"
+                text += f"lockwatch: {report.kind} dump written to {_dump.describe(paths)}\n"
             _print(text)
         return paths
 

@@ -457,13 +457,14 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
             f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS
         ) from None
     registration = _signals.registration_path(pid)
-    if not os.path.exists(registration):
+    registered = _registry_read(_signals.read_json, registration)
+    if registered is None:
         raise CliError(
             f"process {pid} is not running under lockwatch (no {registration}); start it with "
             f"`lockwatch run SCRIPT` (without --no-signal) to take snapshots",
             EXIT_PROCESS,
         )
-    _check_not_reused(pid, registration)
+    _check_not_reused(pid, registration, registered)
     last = _signals.last_snapshot_path(pid)
     before = _file_state(last)
     try:
@@ -480,7 +481,7 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         click.echo(_text.format_report(_load(path)), nl=False)
 
 
-def _check_not_reused(pid: int, registration: str) -> None:
+def _check_not_reused(pid: int, registration: str, contents: dict[str, Any]) -> None:
     """Refuse to signal a process that only reuses the pid of a registered one that died.
 
     SIGUSR1 ends a process that does not handle it: the start time in the
@@ -488,11 +489,7 @@ def _check_not_reused(pid: int, registration: str) -> None:
     """
     from lockwatch import _signals
 
-    try:
-        with open(registration, encoding="utf-8") as handle:
-            registered = json.load(handle).get("start_ticks")
-    except (OSError, ValueError, AttributeError):
-        registered = None
+    registered = contents.get("start_ticks")
     current = _signals.process_start_ticks(pid)
     if isinstance(registered, int) and current is not None and registered != current:
         raise CliError(
@@ -502,12 +499,21 @@ def _check_not_reused(pid: int, registration: str) -> None:
         )
 
 
-def _file_state(path: str) -> tuple[float, bytes] | None:
+def _registry_read(read: Any, path: str) -> Any:
+    """Read a file of the registry directory; an unsafe directory or planted file is a one-line error."""
+    from lockwatch import _signals
+
     try:
-        with open(path, "rb") as handle:
-            return os.fstat(handle.fileno()).st_mtime_ns, handle.read()
-    except OSError:
-        return None
+        return read(path)
+    except _signals.RegistryError as exc:
+        raise CliError(str(exc), EXIT_PROCESS) from None
+
+
+def _file_state(path: str) -> bytes | None:
+    """The .last file's contents (they change with every snapshot: they hold its path and time)."""
+    from lockwatch import _signals
+
+    return _registry_read(_signals.read_file, path)
 
 
 # Ask again this often while no snapshot came: a request is idempotent, and a
@@ -517,7 +523,7 @@ _DUMP_RESEND = 3.0
 
 
 def _wait_for_snapshot(
-    pid: int, signal_number: int, last: str, before: tuple[float, bytes] | None, timeout: float
+    pid: int, signal_number: int, last: str, before: bytes | None, timeout: float
 ) -> str:
     deadline = time.monotonic() + timeout
     resend_at = time.monotonic() + _DUMP_RESEND
@@ -525,7 +531,7 @@ def _wait_for_snapshot(
         state = _file_state(last)
         if state is not None and state != before:
             try:
-                path = json.loads(state[1].decode("utf-8"))["path"]
+                path = json.loads(state.decode("utf-8"))["path"]
             except (ValueError, KeyError, TypeError):
                 path = None
             if isinstance(path, str) and os.path.exists(path):

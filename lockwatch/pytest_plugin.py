@@ -166,12 +166,14 @@ def resolve_settings(config: pytest.Config) -> tuple[Config, str]:
         dump_dir=os.path.join(str(rootpath), DEFAULT_DUMP_DIR),
     )
     dump_base = str(config.invocation_params.dir)
+    sources: dict[str, str] = {}
 
     def layer(values: dict[str, Any], source: str, base: str) -> None:
         nonlocal settings, dump_base
         if not values:
             return
         settings = _config.apply(settings, values, source)
+        sources.update(dict.fromkeys(values, source))
         if "dump_dir" in values:
             dump_base = base
 
@@ -193,6 +195,7 @@ def resolve_settings(config: pytest.Config) -> tuple[Config, str]:
             layer({name: raw}, f"command line option {option}", str(config.invocation_params.dir))
     if not os.path.isabs(settings.dump_dir):
         settings = settings.replace(dump_dir=os.path.normpath(os.path.join(dump_base, settings.dump_dir)))
+    _config.check_together(settings, sources)
     order = settings.order
     # A deadlock under pytest is always broken: "report" would hang the run, "exit" would end it.
     return settings.replace(on_deadlock="break", order=_checker_policy(order)), order
@@ -540,9 +543,15 @@ class LockwatchSession:
 
         entries = []
         failing = []
+        from lockwatch import _order
+
         for finding in findings:
             kind = finding.report.kind
-            if self.recorder is not None:
+            if kind == "lock-order" and _order.withdrawn(finding.report):
+                # A lock of the cycle was released by another thread during the test: a
+                # hand-off lock, not a mutex, so the order it seemed to break does not exist.
+                verdict = "withdrawn (a lock of the cycle is a hand-off lock)"
+            elif self.recorder is not None:
                 verdict = "handed to the lockwatch fixture"
             elif kind == "lock-order" and self.item_order == "raise" and _standard_library_only(finding.report):
                 # e.g. logging's own inversion (FileHandler.close vs dictConfig), visible since its locks
@@ -705,14 +714,14 @@ def _without_runner_frames(report: Report) -> Report:
 
 
 def _full_text(finding: _Finding) -> str:
-    from lockwatch import _text
+    from lockwatch import _dump, _text
 
     try:
         text = _text.format_report(_without_runner_frames(finding.report))
     except Exception as exc:  # the summary still says what matters
         text = f"{finding.report.kind.upper()}: {finding.report.summary}\n(text report failed: {exc!r})\n"
     if finding.paths:
-        text += f"lockwatch: {finding.report.kind} dump written to {', '.join(finding.paths)}\n"
+        text += f"lockwatch: {finding.report.kind} dump written to {_dump.describe(finding.paths)}\n"
     return text
 
 

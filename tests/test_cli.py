@@ -272,7 +272,7 @@ def test_dump_process_not_running_lockwatch(plain_process: subprocess.Popen[byte
 def test_dump_no_answer_within_the_timeout(plain_process: subprocess.Popen[bytes]) -> None:
     # Registered as if under lockwatch, but SIGUSR1 is ignored: like a main thread stuck in C code.
     registration = Path(_signals.registration_path(plain_process.pid))
-    registration.parent.mkdir(parents=True, exist_ok=True)
+    _signals.check_registry()  # mode 0700: lockwatch refuses any other
     registration.write_text(json.dumps({"pid": plain_process.pid}))
     try:
         started = time.monotonic()
@@ -294,7 +294,7 @@ def test_dump_never_signals_a_process_that_reused_a_registered_pid() -> None:
     registration = Path(_signals.registration_path(process.pid))
     try:
         assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-        registration.parent.mkdir(parents=True, exist_ok=True)
+        _signals.check_registry()  # mode 0700: lockwatch refuses any other
         real_start = _signals.process_start_ticks(process.pid)
         assert real_start is not None
         registration.write_text(json.dumps({"pid": process.pid, "start_ticks": real_start - 1}))

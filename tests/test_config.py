@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 import pytest
 
+from lockwatch import _config
 from lockwatch._config import Config, ConfigError, resolve
 
 
@@ -94,3 +97,134 @@ def test_without_a_toml_parser_a_lockwatch_table_is_an_error(
     # A pyproject.toml with no lockwatch table is no concern of lockwatch's.
     other = write_pyproject(tmp_path, '[project]\nname = "lockwatch-user"\n[tool.lockwatchful]\nx = 1\n')
     assert resolve(environ={}, pyproject=other) == Config()
+
+
+# -- absurd values (a planted config once set interval=1e-6 and hang_timeout=1e-9) ---------------
+
+
+@pytest.mark.parametrize("value", [0.001, 1e-6, "0.009"])
+def test_an_interval_below_ten_milliseconds_is_refused(tmp_path: Path, value: object) -> None:
+    pyproject = write_pyproject(tmp_path, f"[tool.lockwatch]\ninterval = {value!r}\n".replace("'", '"'))
+    with pytest.raises(ConfigError, match=r"interval must be at least 0\.01 s \(from \[tool\.lockwatch\] in .*pyproject\.toml\)"):
+        resolve(environ={}, pyproject=pyproject)
+    assert resolve({"interval": 0.01}, environ={}, pyproject=False).interval == 0.01
+
+
+def test_a_hang_timeout_below_the_interval_is_refused(tmp_path: Path) -> None:
+    pyproject = write_pyproject(tmp_path, "[tool.lockwatch]\ninterval = 0.5\n")
+    with pytest.raises(ConfigError) as exc:
+        resolve(environ={"LOCKWATCH_HANG_TIMEOUT": "1e-9"}, pyproject=pyproject)
+    message = str(exc.value)
+    assert message.startswith("hang_timeout must not be below interval (from environment variable LOCKWATCH_HANG_TIMEOUT)")
+    assert f"(interval from [tool.lockwatch] in {pyproject})" in message and "\n" not in message
+    with pytest.raises(ConfigError, match=r"interval from the defaults"):
+        resolve({"hang_timeout": 0.1}, environ={}, pyproject=False)
+    # Judged once every layer is in: a later layer may make an earlier one fine.
+    config = resolve({"interval": 0.05}, environ={"LOCKWATCH_HANG_TIMEOUT": "0.2"}, pyproject=pyproject)
+    assert (config.interval, config.hang_timeout) == (0.05, 0.2)
+    assert resolve({"hang_timeout": 0.5}, environ={}, pyproject=False).hang_timeout == 0.5  # equal is fine
+
+
+# -- which pyproject.toml is the project's (as pytest finds its rootdir) -------------------------
+
+
+def _project(root: Path, *files: tuple[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files:
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("marker", [("pytest.ini", ""), (".pytest.ini", "[pytest]\n"), ("pytest.toml", "[pytest]\n"),
+                                    ("tox.ini", "[tox]\n[pytest]\naddopts = -q\n"), ("setup.cfg", "[tool:pytest]\n"),
+                                    ("pyproject.toml", "[tool.pytest.ini_options]\naddopts = '-q'\n")])
+def test_the_project_root_stops_the_search_upwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   marker: tuple[str, str]) -> None:
+    """Was: the nearest pyproject.toml above, even past the project's own root."""
+    write_pyproject(tmp_path, "[tool.lockwatch]\ninterval = 3\n")  # someone's, above the project
+    project = _project(tmp_path / "project", marker)
+    monkeypatch.chdir(_project(project / "src" / "pkg"))
+    found = None if marker[0] != "pyproject.toml" else project / "pyproject.toml"
+    assert _config.find_pyproject() == found
+    assert resolve(environ={}).interval == 0.5
+
+
+def test_markers_that_do_not_mention_pytest_do_not_make_a_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outer = write_pyproject(tmp_path, "[tool.lockwatch]\ninterval = 3\n")
+    inner = _project(tmp_path / "inner", ("tox.ini", "[tox]\nenvlist = py311\n"), ("setup.cfg", "[metadata]\nname = x\n"))
+    monkeypatch.chdir(inner)
+    assert _config.find_pyproject() == outer
+
+
+def test_the_nearest_pyproject_is_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _project(tmp_path, ("pyproject.toml", "[project]\nname = 'outer'\n"))
+    inner = _project(tmp_path / "inner", ("pyproject.toml", "[project]\nname = 'inner'\n"))
+    monkeypatch.chdir(_project(inner / "deep"))
+    assert _config.find_pyproject() == inner / "pyproject.toml"
+    # A [tool.lockwatch] table claims its directory, as [tool.pytest] does for pytest.
+    claimed = _project(tmp_path / "a", ("pyproject.toml", "[tool.lockwatch]\norder = 'raise'\n"), ("pytest.ini", ""))
+    nested = _project(claimed / "b", ("pyproject.toml", "[tool.lockwatch]\norder = 'off'\n"))
+    monkeypatch.chdir(nested)
+    assert resolve(environ={}).order == "off"
+
+
+# -- config others control is never read -----------------------------------------------------------
+
+
+ATTACK = '[tool.lockwatch]\ndump_dir = "/tmp/attacker"\nhang_timeout = 1e-9\ninterval = 1e-6\n'
+
+
+def _nobody() -> int:
+    if os.geteuid() != 0:
+        pytest.skip("handing files to another user needs root")
+    import pwd
+
+    return pwd.getpwnam("nobody").pw_uid
+
+
+def test_a_planted_pyproject_in_a_shared_directory_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: someone else's /tmp/pyproject.toml set the victim's dump_dir, interval and hang_timeout."""
+    shared = _project(tmp_path / "tmp", ("pyproject.toml", ATTACK))
+    shared.chmod(0o1777)
+    os.chown(shared / "pyproject.toml", _nobody(), -1)
+    monkeypatch.chdir(_project(shared / "victim-work"))
+    with pytest.warns(UserWarning, match=r"lockwatch: ignoring \[tool\.lockwatch\] in .*pyproject\.toml: the directory "
+                                         r"is writable by others \(mode 1777\)"):
+        config = resolve(environ={})
+    assert config == Config()
+
+
+@pytest.mark.parametrize("how", ["file owned by nobody", "directory owned by nobody", "world-writable file",
+                                 "world-writable directory", "group-writable, another group"])
+def test_config_others_control_is_ignored(tmp_path: Path, how: str) -> None:
+    project = _project(tmp_path / "p", ("pyproject.toml", "[tool.lockwatch]\ninterval = 3\n"))
+    pyproject = project / "pyproject.toml"
+    if how == "file owned by nobody":
+        os.chown(pyproject, _nobody(), -1)
+    elif how == "directory owned by nobody":
+        os.chown(project, _nobody(), -1)
+    elif how == "world-writable file":
+        pyproject.chmod(0o666)
+    elif how == "world-writable directory":
+        project.chmod(0o777)
+    else:
+        _nobody()
+        os.chown(pyproject, -1, 12345)
+        pyproject.chmod(0o664)
+    with pytest.warns(UserWarning, match="lockwatch: ignoring"):
+        assert resolve(environ={}, pyproject=pyproject) == Config()
+
+
+def test_ones_own_config_is_read(tmp_path: Path) -> None:
+    project = _project(tmp_path / "p", ("pyproject.toml", "[tool.lockwatch]\ninterval = 3\n"))
+    (project / "pyproject.toml").chmod(0o664)  # group-writable by one's own group: user private groups
+    os.chown(project / "pyproject.toml", -1, os.getegid())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve(environ={}, pyproject=project / "pyproject.toml").interval == 3.0
+    # A file without a lockwatch table in an unsafe place is simply not read: nothing to say.
+    project.chmod(0o777)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve(environ={}, pyproject=project / "pyproject.toml") == Config()

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _sample_reports import SAMPLES, deadlock, real_deadlock
 
 import lockwatch
-from _sample_reports import SAMPLES, deadlock, real_deadlock
 from lockwatch import _dump, _render
 from lockwatch._dump import dump_json, load_dump, write_report
-from lockwatch._errors import DumpError, RenderError
+from lockwatch._errors import DumpError
 from lockwatch._model import Report
 
 SCHEMA = Path(lockwatch.__file__).parent / "dump-schema.json"
@@ -59,6 +59,7 @@ def test_names_and_companions(tmp_path: Path) -> None:
     base = paths[0][: -len(".json")]
     expected = [base + ".json", base + ".dot"] + ([base + ".svg"] if _render.has_dot() else [])
     assert paths == expected
+    assert _dump.wait_drawings(30)  # the pictures are drawn by a child process
     assert Path(base + ".dot").read_text(encoding="utf-8") == _render.to_dot(report)
     if _render.has_dot():
         assert "<svg" in Path(base + ".svg").read_text(encoding="utf-8")
@@ -82,7 +83,7 @@ def test_several_dumps_in_one_second_get_unique_names(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_concurrent_writers_never_share_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # keep it fast: no svg
+    monkeypatch.setattr(_dump, "_start_drawing", lambda json_path: [])  # keep it fast: JSON only
     start = threading.Barrier(8, timeout=10)
     results: list[str] = []
     errors: list[BaseException] = []
@@ -104,11 +105,10 @@ def test_concurrent_writers_never_share_a_name(tmp_path: Path, monkeypatch: pyte
     assert all(load_dump(path) == deadlock() for path in results)
 
 
-def test_no_temporary_files_are_left_and_files_are_readable(tmp_path: Path) -> None:
+def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     write_report(deadlock(), tmp_path)
+    assert _dump.wait_drawings(30)
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".") or name.endswith(".tmp")]
-    json_file = next(tmp_path.glob("*.json"))
-    assert json_file.stat().st_mode & 0o044 == 0o044
 
 
 def test_a_failed_write_leaves_no_partial_dump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,29 +138,47 @@ def test_unwritable_dump_dir_raises_oserror_naming_it(tmp_path: Path) -> None:
         write_report(deadlock(), blocker / "dumps")
 
 
-def test_svg_failure_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(source: str, fmt: str, timeout: float = 1.0) -> bytes:
-        raise RenderError("Graphviz's 'dot' took too long")
-
-    monkeypatch.setattr(_render, "has_dot", lambda: True)
-    monkeypatch.setattr(_render, "run_dot", failing)
-    paths = write_report(deadlock(), tmp_path)
-    assert [Path(p).suffix for p in paths] == [".json", ".dot"]
-    assert sorted(Path(p).suffix for p in tmp_path.iterdir()) == [".dot", ".json"]
-
-
-def test_dot_failure_keeps_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(report: Report) -> str:
-        raise ImportError("No module named 'graphviz'")
-
-    monkeypatch.setattr(_render, "to_dot", failing)
-    paths = write_report(deadlock(), tmp_path)
-    assert len(paths) == 1 and load_dump(paths[0]) == deadlock()
+def _fake_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    """Put a fake Graphviz ``dot`` first on PATH (the drawing child inherits the environment)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "dot"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return fake
 
 
+@pytest.mark.timeout(60)
+def test_svg_failure_is_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    _fake_dot(tmp_path, monkeypatch, "echo 'Error: out of memory' >&2\nexit 1\n")
+    dumps = tmp_path / "dumps"
+    paths = write_report(deadlock(), dumps)
+    assert [Path(p).suffix for p in paths] == [".json", ".dot", ".svg"]
+    assert _dump.wait_drawings(30)
+    assert sorted(Path(p).suffix for p in dumps.iterdir()) == [".dot", ".json"]
+    err = capfd.readouterr().err
+    assert f"lockwatch: could not draw {Path(paths[2]).name}: Graphviz's 'dot' failed to draw svg: Error: out of memory\n" in err
+
+
+@pytest.mark.timeout(60)
+def test_dot_failure_keeps_the_json(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    report = deadlock()
+    blocker = tmp_path / f"deadlock-{_dump._stamp(report.created)}-4242-1.dot"
+    blocker.mkdir()  # the .dot cannot be written where a directory stands
+    paths = write_report(report, tmp_path)
+    assert _dump.wait_drawings(30)
+    assert load_dump(paths[0]) == report and blocker.is_dir()
+    assert f"lockwatch: could not draw {blocker.name}: " in capfd.readouterr().err
+
+
+@pytest.mark.timeout(60)
 def test_no_svg_without_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
-    assert [Path(p).suffix for p in write_report(deadlock(), tmp_path)] == [".json", ".dot"]
+    paths = write_report(deadlock(), tmp_path)
+    assert [Path(p).suffix for p in paths] == [".json", ".dot"]
+    assert _dump.wait_drawings(30)
+    assert Path(paths[1]).read_text(encoding="utf-8") == _render.to_dot(deadlock())
 
 
 def test_odd_created_time_still_gives_a_name(tmp_path: Path) -> None:
@@ -318,3 +336,57 @@ def test_the_documented_example_is_a_valid_dump(tmp_path: Path) -> None:
     assert report.kind == "deadlock" and [t.name for t in report.threads] == ["left", "right"]
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     _validate(json.loads(example), schema, schema)
+
+
+# -- file modes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask() -> Any:
+    """Set the process umask for one test (and put the old one back)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _modes(directory: Path) -> dict[str, int]:
+    return {p.suffix: p.stat().st_mode & 0o777 for p in directory.iterdir()}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mask,expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_dump_files_honour_the_umask(tmp_path: Path, umask: Any, mask: int, expected: int) -> None:
+    """Was: 0644 whatever the umask (argv in a dump can hold a password)."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir(mode=0o755)
+    umask(mask)
+    write_report(deadlock(), dumps)
+    assert _dump.wait_drawings(30)
+    modes = _modes(dumps)
+    assert modes[".json"] == modes[".dot"] == expected, {k: oct(v) for k, v in modes.items()}
+    assert modes.get(".svg", expected) == expected
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["sticky", "world-writable", "another user's"])
+def test_dump_files_are_private_in_a_shared_directory(tmp_path: Path, umask: Any, how: str) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if how == "sticky":
+        shared.chmod(0o1777)
+    elif how == "world-writable":
+        shared.chmod(0o777)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("giving a directory to another user needs root")
+        import pwd
+
+        os.chown(shared, pwd.getpwnam("nobody").pw_uid, -1)
+        shared.chmod(0o755)  # root writes there anyway; nobody could read files of ours
+    umask(0o022)
+    assert _dump.file_mode(str(shared)) == 0o600
+    write_report(deadlock(), shared)
+    assert _dump.wait_drawings(30)
+    assert set(_modes(shared).values()) == {0o600}
+    assert _dump.file_mode(str(tmp_path)) == 0o666  # one's own directory: the umask decides

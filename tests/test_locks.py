@@ -213,12 +213,14 @@ def test_no_memory_growth_over_many_short_lived_locks() -> None:
 
 
 def test_thread_states_of_finished_threads_are_pruned() -> None:
+    tokens: list[int] = []
+
     def work() -> None:
         with lockwatch.Lock():
-            pass
+            tokens.append(_state.current_state().token)
 
     for _ in range(50):
         run_in_thread(work)
     _state.prune_dead_threads()
-    live = set(threading._active)  # type: ignore[attr-defined]
-    assert all(state.ident in live for state in _state.states())
+    assert len(tokens) == 50
+    assert not any(state.token in tokens for state in _state.states())

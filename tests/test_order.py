@@ -13,7 +13,7 @@ import pytest
 from _order_helpers import order_warnings
 
 import lockwatch
-from lockwatch import _events, _order, _state, _watchdog
+from lockwatch import _dump, _events, _order, _state, _watchdog
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
 
 pytestmark = pytest.mark.timeout(30)
@@ -100,6 +100,7 @@ def test_two_orders_in_two_threads_are_reported_with_both_stacks(watch: Any, tmp
     [edges] = dump["order_cycles"]
     assert [(e["from"], e["to"], e["thread"]) for e in edges] == [(a.id, b.id, "t1"), (b.id, a.id, "t2")]
     assert [e["stack"][-1]["function"] for e in edges] == ["forward", "backward"]
+    assert _dump.wait_drawings(30)  # pictures are drawn by a child process
     assert list((tmp_path / "dumps").glob("lock-order-*.dot"))
 
 

@@ -267,6 +267,11 @@ def test_header_line(pytester: pytest.Pytester) -> None:
         (("--lockwatch", "--lockwatch-interval=soon"), None, "*interval must be a positive number (from command line option --lockwatch-interval), not 'soon'*"),
         (("--lockwatch", "--lockwatch-order=sometimes"), None, "*order must be one of off, warn, raise (from command line option --lockwatch-order)*"),
         (("--lockwatch",), "lockwatch_hang_timeout = -1", "*hang_timeout must be a positive number (from ini file *tox.ini, key lockwatch_hang_timeout), not '-1'*"),
+        (("--lockwatch", "--lockwatch-interval=0.001"), None,
+         "*interval must be at least 0.01 s (from command line option --lockwatch-interval), not '0.001'*"),
+        (("--lockwatch", "--lockwatch-interval=2"), "lockwatch_hang_timeout = 1",
+         "*hang_timeout must not be below interval (from ini file *tox.ini, key lockwatch_hang_timeout): 1 s < 2 s "
+         "(interval from command line option --lockwatch-interval)*"),
     ],
 )
 def test_bad_value_is_a_usage_error(pytester: pytest.Pytester, args: tuple[str, ...], ini: str | None, expected: str) -> None:

@@ -10,11 +10,12 @@ import dataclasses
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
-
 from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+
 from lockwatch import _render
 from lockwatch._errors import LockwatchError, RenderError
 from lockwatch._model import CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
@@ -269,3 +270,106 @@ def test_dot_failure_is_a_render_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake))
     with pytest.raises(RenderError, match="Graphviz's 'dot' failed to draw svg: Error: syntax error in line 1"):
         _render.run_dot("digraph {}", "svg")
+
+
+# -- big reports: linear time, and a size limit --------------------------------------------------
+
+
+def _crowded(workers: int, per_worker: int = 1, cycle: bool = True) -> Report:
+    """deadlock() plus ``workers`` threads each holding ``per_worker`` locks, every other one also
+    waiting for the next worker's first lock (a long chain of waits, none of it in the cycle)."""
+    base = deadlock()
+    threads = list(base.threads)
+    locks = list(base.locks)
+    for index in range(workers):
+        ident = 1000 + index
+        holding = tuple(f"L{10 + index * per_worker + k}" for k in range(per_worker))
+        waiting = f"L{10 + ((index + 1) % workers) * per_worker}" if index % 2 else None
+        threads.append(ThreadInfo(id=ident, name=f"worker-{index}", daemon=True, holding=holding,
+                                  waiting_for=waiting, waiting_seconds=1.0 if waiting else None,
+                                  stack=(Frame("/app/w.py", 3, "work", "with lock:"),)))
+        locks += [LockInfo(id=lock_id, kind="Lock", name=None, site=Frame("/app/w.py", 1, "<module>"),
+                           owner=ident, count=1, waiters=(), label=f"pool[{lock_id}]") for lock_id in holding]
+    report = base.replace(threads=tuple(threads), locks=tuple(locks))
+    return report if cycle else report.replace(kind="snapshot", cycles=(), summary="")
+
+
+def _nodes(dot: str) -> set[str]:
+    return set(re.findall(r"^\s*((?:thread|lock)_\w+) \[", dot, re.M))
+
+
+@pytest.mark.timeout(120)
+def test_dot_generation_is_linear_in_the_number_of_locks() -> None:
+    """Was quadratic (a scan of every edge per lock): 11.9 s for 20,000 locks.
+
+    Work is counted, not timed: the lines of lockwatch's renderer executed for
+    4x the locks must be about 4x (quadratic: about 16x), whatever the machine's load.
+    """
+
+    def lines_run(report: Report) -> int:
+        count = 0
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal count
+            if frame.f_code.co_filename != _render.__file__:
+                return None
+            if event == "line":
+                count += 1
+            return tracer
+
+        sys.settrace(tracer)
+        try:
+            to_dot(report, max_nodes=10**9)  # no size limit: every node is drawn
+        finally:
+            sys.settrace(None)
+        return count
+
+    small, large = _crowded(50, per_worker=20), _crowded(200, per_worker=20)  # 1,000 and 4,000 locks
+    ratio = lines_run(large) / lines_run(small)
+    assert ratio < 6, f"4x the locks ran {ratio:.1f}x the lines (linear: ~4x, quadratic: ~16x)"
+
+
+def test_a_big_deadlock_picture_shows_the_cycle_and_its_neighbourhood_only() -> None:
+    report = _crowded(2000)
+    dot = to_dot(report)
+    nodes = _nodes(dot)
+    assert len(nodes) <= _render.MAX_NODES
+    # The cycle and what touches it (worker-3 waits behind lock a); the unrelated crowd is left out.
+    assert {"thread_101", "thread_102", "lock_L1", "lock_L2", "thread_103"} <= nodes
+    assert not any(node.startswith("thread_1") and len(node) == len("thread_1000") for node in nodes)
+    title = _line(dot, "label=<")
+    assert "Partial picture (more than 300 threads and locks): the deadlock cycle and its neighbourhood" in title
+    assert f"3 of {len(report.threads)} threads and 2 of {len(report.locks)} locks" in title
+    assert "Deadlock: 2 threads wait for each other" in title
+    # Below the limit nothing is left out and nothing is said.
+    small = to_dot(_crowded(20))
+    assert len(_nodes(small)) == 3 + 2 + 20 + 20 and "Partial picture" not in small
+
+
+def test_a_big_snapshot_picture_starts_from_the_blocked_threads() -> None:
+    report = _crowded(2000, cycle=False)
+    dot = to_dot(report)
+    nodes = _nodes(dot)
+    assert len(nodes) == _render.MAX_NODES
+    # Seeds: blocked threads, lowest ids first, then what they wait for and who holds it.
+    assert {"thread_102", "thread_103", "lock_L1", "thread_1001", "lock_L12"} <= nodes
+    assert "the blocked threads and their neighbourhood" in _line(dot, "label=<")
+    # Every edge drawn joins two nodes drawn.
+    for tail, head in re.findall(r"^\s*(\w+) -> (\w+) \[", dot, re.M):
+        assert tail in nodes and head in nodes
+    if has_dot():
+        assert _render.run_dot(dot, "svg", timeout=60).lstrip().startswith(b"<?xml")
+
+
+def test_a_cycle_longer_than_the_limit_is_drawn_whole() -> None:
+    report = _crowded(10)
+    size = 200  # 200 threads and 200 locks in one cycle: 400 nodes > the limit
+    threads = tuple(ThreadInfo(id=5000 + i, name=f"p{i}", daemon=False, holding=(f"F{i}",), waiting_for=f"F{(i + 1) % size}",
+                               stack=report.threads[1].stack, role="cycle") for i in range(size))
+    locks = tuple(LockInfo(id=f"F{i}", kind="Lock", name=None, site=None, owner=5000 + i, count=1,
+                           waiters=(5000 + (i - 1) % size,)) for i in range(size))
+    cycle = tuple(CycleStep(5000 + i, f"F{(i + 1) % size}") for i in range(size))
+    dot = to_dot(report.replace(threads=report.threads + threads, locks=report.locks + locks, cycles=(cycle,)))
+    nodes = _nodes(dot)
+    assert {f"thread_{5000 + i}" for i in range(size)} | {f"lock_F{i}" for i in range(size)} == nodes
+    assert "Partial picture" in dot

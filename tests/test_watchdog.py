@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pytest
 
 import lockwatch
-from lockwatch import _events, _snapshot, _watchdog
+from lockwatch import _dump, _events, _snapshot, _watchdog
 from lockwatch._model import Report
 
 INTERVAL = 0.05
@@ -125,6 +125,7 @@ def test_ab_ba_deadlock_is_broken_and_dumped(tmp_path: Path) -> None:
     for name in ("left", "right"):
         frame = innermost(dump, name)
         assert frame["file"] == __file__ and "BLOCKS HERE" in frame["code"]
+    assert _dump.wait_drawings(30)  # pictures are drawn by a child process
     assert os.path.exists(glob.glob(str(tmp_path / "deadlock-*.dot"))[0])
 
 
