@@ -88,37 +88,11 @@ def adopt() -> Adoption:
     """
     global last
     try:
-        _import_reporting()
         last = _adopt_logging()
     except Exception as exc:  # noqa: BLE001 - adoption is a bonus: the patch goes on without it
         sys.stderr.write(f"lockwatch: logging's locks could not be adopted and stay raw: {exc!r}\n")
         last = Adoption()
     return last
-
-
-def _import_reporting() -> None:
-    """Import now what reporting would import later, when threads may hold logging's lock.
-
-    graphviz calls ``logging.getLogger()`` at import, which takes logging's module
-    lock: imported lazily by the first report of a deadlock that holds that lock,
-    it would block the reporter (the watchdog, or the thread presenting a lock-order
-    finding) on the very deadlock it reports.
-    """
-    from lockwatch import _dump, _text  # noqa: F401 - imported for their side effect: loaded before any report
-
-    if "graphviz" in sys.modules:
-        return
-    logging = sys.modules.get("logging")
-    module_lock: Any = getattr(logging, "_lock", None)
-    if module_lock is not None and not module_lock.acquire(False):
-        return  # busy: patch() does not wait for it (nothing is adopted either); reports import graphviz later
-    try:
-        import graphviz  # noqa: F401
-    except ImportError:  # rendering says so when it is needed
-        pass
-    finally:
-        if module_lock is not None:
-            module_lock.release()
 
 
 def _adopt_logging() -> Adoption:

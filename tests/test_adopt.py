@@ -13,8 +13,7 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 
-import graphviz  # noqa: F401 - imported at patch time, when they call logging.getLogger(): done
-import networkx  # noqa: F401 - here, so that a patch with logging's lock held elsewhere does not wait
+import networkx  # noqa: F401 - patch() imports it, which calls logging.getLogger(): done before any test holds that lock
 import pytest
 
 import lockwatch
