@@ -72,7 +72,8 @@ class _Swap:
     holder: Any  # a weak reference to a handler, or a strong one to the logging module
     attribute: str
     original: Any
-    adopted: InstrumentedLock
+    # Weak: reports name a lock by what holds it, and this record must not be what they find.
+    adopted: weakref.ref[InstrumentedLock]
     label: str
 
 
@@ -161,7 +162,7 @@ def _swap(
     finally:
         if not held:
             original.release()
-    _swaps.append(_Swap(holder, attribute, original, stand_in, label))
+    _swaps.append(_Swap(holder, attribute, original, weakref.ref(stand_in), label))
     return True
 
 
@@ -199,9 +200,11 @@ def restore() -> None:
 def _restore(swap: _Swap) -> bool:
     """True when done with ``swap``: restored, or gone; False while its lock is busy."""
     target = swap.holder() if isinstance(swap.holder, weakref.ref) else swap.holder
-    if target is None or getattr(target, swap.attribute, None) is not swap.adopted:
-        return True  # the handler is gone, or something else replaced the lock since
-    stand_in = swap.adopted
+    stand_in = swap.adopted()
+    if target is None or stand_in is None:
+        return True  # the handler or the stand-in is gone
+    if getattr(target, swap.attribute, None) is not stand_in:
+        return True  # something else replaced the lock since
     if stand_in._is_owned() or not stand_in.acquire(False):
         return False  # busy: keep the stand-in (it shares the raw lock, so it stays correct)
     try:
