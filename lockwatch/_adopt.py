@@ -73,7 +73,7 @@ class _Swap:
     attribute: str
     original: Any
     # Weak: reports name a lock by what holds it, and this record must not be what they find.
-    adopted: weakref.ref[InstrumentedLock]
+    adopted: weakref.ref[RLock]
     label: str
 
 
@@ -200,10 +200,11 @@ def restore() -> None:
 def _restore(swap: _Swap) -> bool:
     """True when done with ``swap``: restored, or gone; False while its lock is busy."""
     target = swap.holder() if isinstance(swap.holder, weakref.ref) else swap.holder
-    stand_in = swap.adopted()
-    if target is None or stand_in is None:
-        return True  # the handler or the stand-in is gone
-    if getattr(target, swap.attribute, None) is not stand_in:
+    stand_in: RLock | None = swap.adopted()
+    if stand_in is None or target is None:
+        return True  # the stand-in or the handler is gone
+    current: Any = getattr(target, swap.attribute, None)
+    if current is not stand_in:
         return True  # something else replaced the lock since
     if stand_in._is_owned() or not stand_in.acquire(False):
         return False  # busy: keep the stand-in (it shares the raw lock, so it stays correct)
