@@ -217,7 +217,8 @@ def _restore(swap: _Swap) -> bool:
 
 def adopted_locks() -> list[str]:
     """Labels of the locks currently standing in for raw ones."""
-    return [swap.label for swap in _swaps]
+    labels = [swap.label for swap in _swaps]
+    return sorted(labels, key=lambda label: label != "logging._lock")  # the module lock first
 
 
 # --- where logging makes its locks --------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_header_and_summary_count_the_locks_made_before_lockwatch(pytester: pyte
     result = run(pytester, "--lockwatch")
     result.assert_outcomes(passed=1)
     pattern = (
-        "lockwatch: adopted * locks made before it (*_StderrHandler.lock*logging._lock*); * raw locks stay unwatched (*), "
+        "lockwatch: adopted * locks made before it (logging._lock, *_StderrHandler.lock*); * raw locks stay unwatched (*), "
         "made before it or straight from _thread; whether tests use them cannot be counted (a raw lock records nothing)"
     )
     result.stdout.fnmatch_lines([pattern])  # the header
