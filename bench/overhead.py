@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from typing import Callable
+from collections.abc import Callable
 
 import lockwatch
 

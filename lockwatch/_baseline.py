@@ -63,11 +63,28 @@ class Baseline:
     edges: frozenset[tuple[str, str]] = frozenset()
     suppressions: dict[tuple[str, str], str] = field(default_factory=dict)
     raw_suppressions: tuple[dict[str, Any], ...] = ()
+    # Orders between two locks created by one line, told apart by their names: (site, site, name, name).
+    named: frozenset[tuple[str, str, str, str]] = frozenset()
 
-    def knows(self, from_site: Site | None, to_site: Site | None) -> bool:
-        """Whether this order was recorded in the baseline (or is suppressed)."""
+    def knows(
+        self, from_site: Site | None, to_site: Site | None, from_name: str | None = None, to_name: str | None = None
+    ) -> bool:
+        """Whether this order was recorded in the baseline (or is suppressed).
+
+        Two locks created by the same line (``{n: Lock() for n in names}``) share a
+        site: only their names tell ``db -> cache`` from ``cache -> db``, so such an
+        order is known only by the names it was recorded with. Unnamed ones are
+        never accepted by an edge (a suppression accepts them all, with a reason).
+        """
         key = (site_key(from_site), site_key(to_site))
-        return key in self.edges or key in self.suppressions
+        if key in self.suppressions:
+            return True
+        if key[0] == key[1]:
+            return (
+                from_name is not None and to_name is not None
+                and (key[0], key[1], from_name, to_name) in self.named
+            )
+        return key in self.edges
 
     def suppresses(self, from_site: Site | None, to_site: Site | None) -> bool:
         """Whether this order is suppressed: it never takes part in a report."""
@@ -81,8 +98,8 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     path = os.fspath(path)
     where = f"lock-order baseline {path}"
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            content = handle.read()
     except FileNotFoundError:
         raise ConfigError(
             f"{where} does not exist (write one with lockwatch.write_baseline({path!r}) after a run)"
@@ -90,7 +107,16 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
     except OSError as exc:
         raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
     try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where} is not a lockwatch baseline (not UTF-8 text: bad byte at offset {exc.start})") from None
+    if not text.strip():
+        what = "the file is empty" if not content else "the file holds only white space"
+        raise ConfigError(f"{where} is not a lockwatch baseline ({what})")
+    try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{where} is not a lockwatch baseline (JSON nested too deeply)") from None
     except ValueError as exc:
         raise ConfigError(f"{where} is not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("lockwatch_baseline") is None:
@@ -104,8 +130,15 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             f"({BASELINE_FORMAT_VERSION}); upgrade lockwatch"
         )
     edges = set()
+    named = set()
     for index, entry in enumerate(_list(data, "edges", where)):
-        edges.add(_pair(entry, f"{where}: edges[{index}]"))
+        pair = _pair(entry, f"{where}: edges[{index}]")
+        if pair[0] != pair[1]:
+            edges.add(pair)
+            continue
+        names = entry.get("from_name"), entry.get("to_name")
+        if all(isinstance(name, str) and name for name in names):
+            named.add((*pair, *names))
     suppressions: dict[tuple[str, str], str] = {}
     raw = []
     for index, entry in enumerate(_list(data, "suppressions", where)):
@@ -116,7 +149,9 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             raise ConfigError(f'{what} ({pair[0]} -> {pair[1]}) needs a "reason": say why this order is accepted')
         suppressions[pair] = reason
         raw.append(dict(entry))
-    return Baseline(path=path, edges=frozenset(edges), suppressions=suppressions, raw_suppressions=tuple(raw))
+    return Baseline(
+        path=path, edges=frozenset(edges), suppressions=suppressions, raw_suppressions=tuple(raw), named=frozenset(named)
+    )
 
 
 def _list(data: dict[str, Any], key: str, where: str) -> list[Any]:
@@ -148,12 +183,12 @@ def write_baseline(path: str | os.PathLike[str]) -> str:
     suppressions: tuple[dict[str, Any], ...] = ()
     if os.path.exists(path):
         suppressions = load_baseline(path).raw_suppressions
-    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    edges: dict[tuple[str, ...], dict[str, Any]] = {}
     for order in _order.class_orders():
         from_key, to_key = site_key(order.from_site), site_key(order.to_site)
-        if from_key is None or to_key is None or (from_key, to_key) in edges:
+        if from_key is None or to_key is None:
             continue
-        edges[(from_key, to_key)] = {
+        entry: dict[str, Any] = {
             "from": from_key,
             "to": to_key,
             "from_label": order.from_label,
@@ -161,9 +196,17 @@ def write_baseline(path: str | os.PathLike[str]) -> str:
             "thread": order.thread,
             "test": order.test,
         }
+        if from_key == to_key:
+            # One creation site: only names tell the two locks apart (see Baseline.knows);
+            # an order between unnamed locks of one line is not something a baseline can accept.
+            if not (order.from_name and order.to_name):
+                continue
+            entry["from_name"], entry["to_name"] = order.from_name, order.to_name
+        key = (from_key, to_key, entry.get("from_name", ""), entry.get("to_name", ""))
+        edges.setdefault(key, entry)
     document = {
         "lockwatch_baseline": BASELINE_FORMAT_VERSION,
-        "edges": [edges[key] for key in sorted(edges, key=_site_sort_key)],
+        "edges": [edges[key] for key in sorted(edges, key=lambda key: (*_site_sort_key((key[0], key[1])), *key[2:]))],
         "suppressions": sorted(suppressions, key=lambda s: _site_sort_key((s["from"], s["to"]))),
     }
     text = json.dumps(document, indent=2, sort_keys=False) + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import stat
@@ -10,7 +11,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Iterable, Mapping, Union
 
 from lockwatch._errors import ConfigError
 
@@ -122,10 +123,18 @@ def _parse_bool(value: Any, name: str, source: str) -> bool:
 
 def _parse_names(value: Any, name: str, source: str) -> tuple[str, ...]:
     if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(f"{name} must be a list of lock names (from {source}), not {value!r}")
+        names = tuple(part.strip() for part in value.split(",") if part.strip())
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        names = tuple(value)
+    else:
+        raise ConfigError(f"{name} must be a list of lock names (from {source}), not {value!r}")
+    # An order with a name twice ("a, b, a") puts a lock both before and after another: no order at all.
+    seen: set[str] = set()
+    for lock_name in names:
+        if lock_name in seen:
+            raise ConfigError(f"{name} names {lock_name!r} twice (from {source}): each lock has one place in the order")
+        seen.add(lock_name)
+    return names
 
 
 def validate(name: str, value: Any, source: str) -> Any:
@@ -172,7 +181,16 @@ def validate(name: str, value: Any, source: str) -> Any:
         return value
     if name in ("signal", "children"):
         return _parse_bool(value, name, source)
-    raise ConfigError(f"unknown lockwatch setting {name!r} (from {source}); known: {', '.join(FIELDS)}")
+    raise _unknown_setting(name, source)
+
+
+def _unknown_setting(name: str, source: str) -> ConfigError:
+    return ConfigError(f"unknown lockwatch setting {name!r} (from {source}){_did_you_mean(name)}; known: {', '.join(FIELDS)}")
+
+
+def _did_you_mean(name: str, choices: Iterable[str] = FIELDS) -> str:
+    close = difflib.get_close_matches(name.replace("-", "_").lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def apply(config: Config, values: Mapping[str, Any], source: str) -> Config:
@@ -181,18 +199,41 @@ def apply(config: Config, values: Mapping[str, Any], source: str) -> Config:
     for name, value in values.items():
         key = name.replace("-", "_")
         if key not in FIELDS:
-            raise ConfigError(f"unknown lockwatch setting {name!r} (from {source}); known: {', '.join(FIELDS)}")
+            raise _unknown_setting(name, source)
         changes[key] = validate(key, value, source)
     return config.replace(**changes)
 
 
+#: ``LOCKWATCH_*`` variables that are not settings but are read elsewhere: the pure-Python core
+#: switch, ``lockwatch dump``'s gdb and attach hand-over, children under ``run --children``, and
+#: the tests' switch that rewrites golden files. Other modules may add theirs.
+OTHER_ENVIRONMENT = {"LOCKWATCH_PURE", "LOCKWATCH_GDB", "LOCKWATCH_ATTACH", "LOCKWATCH_CHILDREN", "LOCKWATCH_REGEN_GOLDEN"}
+
+# Unknown variables already warned about (once per process each).
+_warned_environment: set[str] = set()
+
+
 def from_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The ``LOCKWATCH_*`` settings present in ``environ`` (e.g. LOCKWATCH_INTERVAL)."""
+    """The ``LOCKWATCH_*`` settings present in ``environ`` (e.g. LOCKWATCH_INTERVAL).
+
+    An unknown ``LOCKWATCH_*`` variable (a typo like LOCKWATCH_INTERVALL) is
+    ignored with a one-line warning on stderr, once per process, naming the
+    closest setting: the environment is shared with other programs, so it is
+    not an error.
+    """
     found = {}
     for name in FIELDS:
         value = environ.get("LOCKWATCH_" + name.upper())
         if value is not None and value != "":
             found[name] = value
+    known = {"LOCKWATCH_" + name.upper() for name in FIELDS} | OTHER_ENVIRONMENT
+    for variable in sorted(environ):
+        if variable.startswith("LOCKWATCH_") and variable not in known and variable not in _warned_environment:
+            _warned_environment.add(variable)
+            suffixes = sorted(name[len("LOCKWATCH_"):] for name in known)
+            close = difflib.get_close_matches(variable[len("LOCKWATCH_"):], suffixes, n=1, cutoff=0.6)
+            hint = f"; did you mean LOCKWATCH_{close[0]}?" if close else ""
+            sys.stderr.write(f"lockwatch: warning: unknown environment variable {variable} ignored{hint}\n")
     return found
 
 
@@ -345,8 +386,13 @@ def from_pyproject(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     table = document.get("tool", {}).get("lockwatch", {})
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.lockwatch] in {path} must be a table")
-    # Keys that other front ends own (e.g. the pytest plugin's "enabled") are not settings.
-    return {k.replace("-", "_"): v for k, v in table.items() if k.replace("-", "_") in FIELDS}
+    # A key lockwatch does not know is a typo more often than not ("intervall"): say so, never ignore it.
+    for key in table:
+        if key.replace("-", "_") not in FIELDS:
+            raise ConfigError(
+                f"unknown key {key!r} in [tool.lockwatch] in {path}{_did_you_mean(key)}; known: {', '.join(FIELDS)}"
+            )
+    return {k.replace("-", "_"): v for k, v in table.items()}
 
 
 def resolve(

@@ -93,6 +93,12 @@ def write_report(report: Report, dump_dir: str | os.PathLike[str]) -> list[str]:
     directory = os.fspath(dump_dir)
     try:
         os.makedirs(directory, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        # makedirs says "File exists" for a file in the way: say what is wrong instead.
+        blocker = directory
+        while blocker and not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        raise OSError(exc.errno, f"the dump directory {directory} cannot be made: {blocker} is a file", directory) from None
     except OSError as exc:
         raise OSError(exc.errno, f"cannot create the dump directory {directory}: {exc.strerror}", directory) from None
     mode = file_mode(directory)
@@ -296,13 +302,18 @@ def load_dump(path: str | os.PathLike[str]) -> Report:
     except UnicodeDecodeError as exc:
         raise DumpError(f"{name}: not a lockwatch dump (not UTF-8 text: bad byte at offset {exc.start})") from None
     if not text.strip():
-        raise DumpError(f"{name}: not a lockwatch dump (the file is empty)")
+        what = "the file is empty" if not raw else f"the file holds only white space ({len(raw)} bytes)"
+        raise DumpError(f"{name}: not a lockwatch dump ({what})")
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DumpError(f"{name}: not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
         raise DumpError(f"{name}: not a lockwatch dump (JSON nested too deeply)") from None
+    except ValueError as exc:  # an integer longer than Python converts (sys.get_int_max_str_digits())
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        what = f"a number has more than {limit} digits" if limit and "digits" in str(exc) else str(exc)
+        raise DumpError(f"{name}: not a lockwatch dump ({what})") from None
     try:
         return Report.from_dict(data)
     except DumpError as exc:

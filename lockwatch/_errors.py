@@ -88,6 +88,10 @@ def _await_report(carrier: Any) -> Any:
     return carrier._report
 
 
+class AttachError(LockwatchError):
+    """``lockwatch dump --attach``: the process cannot be attached to; the message says why and what to do."""
+
+
 class ProgramNotFound(LockwatchError):
     """``lockwatch run``: the script or module to run does not exist (python would not start it)."""
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable, Sequence
-
 from _thread import allocate_lock as _allocate_raw_lock
+from collections.abc import Callable, Sequence
 
 from lockwatch._model import Report
 

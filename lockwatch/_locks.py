@@ -264,7 +264,7 @@ class InstrumentedLock:
         assert parked is not None
         parker = state.parker
         deadline = None if timeout == -1 else monotonic() + timeout
-        acquired = False
+        acquired = popped = False
         try:
             while True:
                 parked.append(parker)
@@ -284,12 +284,13 @@ class InstrumentedLock:
                         nap = min(nap, remaining)
                     parker.acquire(True, nap)
                 finally:
-                    popped = not _discard(parked, parker)
-                    if popped and not acquired and (state.pending_error is not None or deadline is not None):
-                        # A release woke this waiter, which leaves without the lock: pass the wake on.
-                        self._wake_one()
+                    popped = not _discard(parked, parker)  # a release took it off the list to wake it
         finally:
             parker.acquire(False)  # the parker is locked again whatever woke it
+            if popped and not acquired:
+                # Woken by a release, but leaving without the lock (timeout, victim, interrupt):
+                # pass the wake-up on, or another waiter could sleep while the lock is free.
+                self._wake_one()
 
     def _describe(self) -> str:
         name = self._cls.name

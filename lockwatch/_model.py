@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from lockwatch._errors import DumpError
 
@@ -61,6 +62,9 @@ class ThreadInfo:
     role: str | None = None  # "cycle", "bystander" or None
     waiting_in: str | None = None  # e.g. "Condition.wait" for waits not on a lock
     acquired_at: dict[str, Frame] = field(default_factory=dict)  # lock id -> where taken
+    # Attach mode (`lockwatch dump --attach`): how a holding or the wait was inferred, when it was.
+    inferred: dict[str, str] = field(default_factory=dict)  # lock id -> how
+    waiting_inferred: str | None = None
 
     @property
     def is_blocked(self) -> bool:
@@ -80,6 +84,8 @@ class ThreadInfo:
             "role": self.role,
             "waiting_in": self.waiting_in,
             "acquired_at": {k: f.to_dict() for k, f in sorted(self.acquired_at.items())},
+            "inferred": dict(sorted(self.inferred.items())),
+            "waiting_inferred": self.waiting_inferred,
         }
 
     @classmethod
@@ -102,6 +108,10 @@ class ThreadInfo:
                 str(k): Frame.from_dict(v)
                 for k, v in _get(data, "acquired_at", dict, where, default={}).items()
             },
+            inferred={
+                str(k): v for k, v in _get(data, "inferred", dict, where, default={}).items() if isinstance(v, str)
+            },
+            waiting_inferred=_get(data, "waiting_inferred", (str, type(None)), where, default=None),
         )
 
 
@@ -119,6 +129,9 @@ class LockInfo:
     # Extras: a human-readable label (name, attribute like "Account.lock", or site).
     label: str | None = None
     rank: int | None = None
+    # Attach mode: the owner was inferred (a plain Lock records none), and the object's address.
+    inferred: bool = False
+    address: str | None = None
 
     @property
     def title(self) -> str:
@@ -136,6 +149,8 @@ class LockInfo:
             "waiters": list(self.waiters),
             "label": self.label,
             "rank": self.rank,
+            "inferred": self.inferred,
+            "address": self.address,
         }
 
     @classmethod
@@ -156,6 +171,8 @@ class LockInfo:
             waiters=tuple(waiters),
             label=_get(data, "label", (str, type(None)), where, default=None),
             rank=_get(data, "rank", (int, type(None)), where, default=None),
+            inferred=_get(data, "inferred", bool, where, default=False),
+            address=_get(data, "address", (str, type(None)), where, default=None),
         )
 
 
@@ -236,6 +253,10 @@ class Report:
     victim: int | None = None
     rule: str | None = None
     single_thread: bool = False
+    # How the report was taken: "attach" (gdb, the process was not running lockwatch),
+    # "attach-stacks" (stacks only: the snapshot routine could not run), or None (lockwatch inside).
+    source: str | None = None
+    notes: tuple[str, ...] = ()
 
     def thread(self, ident: int) -> ThreadInfo | None:
         """The thread with this id, if the report has it."""
@@ -268,6 +289,8 @@ class Report:
             "victim": self.victim,
             "rule": self.rule,
             "single_thread": self.single_thread,
+            "source": self.source,
+            "notes": list(self.notes),
             "threads": [t.to_dict() for t in self.threads],
             "locks": [lock.to_dict() for lock in self.locks],
             "cycles": [[s.to_dict() for s in cycle] for cycle in self.cycles],
@@ -314,6 +337,8 @@ class Report:
                 victim=_get(data, "victim", (int, type(None)), where, default=None),
                 rule=_get(data, "rule", (str, type(None)), where, default=None),
                 single_thread=_get(data, "single_thread", bool, where, default=False),
+                source=_get(data, "source", (str, type(None)), where, default=None),
+                notes=tuple(_str_list(_get(data, "notes", list, where, default=[]), "notes")),
             )
         except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
             raise DumpError(f"malformed dump: {exc}") from None
@@ -325,17 +350,48 @@ def is_lockwatch_file(path: str) -> bool:
     return os.path.basename(folder) == "lockwatch" and base.startswith("_") and base.endswith(".py")
 
 
+def _is_runner(path: str) -> bool:
+    """lockwatch's ``run`` machinery: the frame that starts the user's program."""
+    return is_lockwatch_file(path) and os.path.basename(path.replace("\\", "/").replace("/", os.sep)) == "_run.py"
+
+
+def _is_start_up(path: str) -> bool:
+    """Frames between ``lockwatch run`` and the program's first line (runpy, importlib, lockwatch)."""
+    base = os.path.basename(path.replace("\\", "/").replace("/", os.sep))
+    return path.startswith("<frozen ") or base == "runpy.py" or is_lockwatch_file(path)
+
+
 def user_frames(stack: Iterable[Frame]) -> list[Frame]:
-    """The stack without lockwatch's own innermost frames, so the user's blocking line is last.
+    """The program's part of a stack: from its first line to the user's line, lockwatch's frames cut.
 
     A blocked ``acquire()`` sits a few frames deep inside lockwatch; those frames say
-    nothing about the program. A stack entirely inside lockwatch is kept as it is.
+    nothing about the program, so the user's blocking line comes last. Under
+    ``lockwatch run`` the main thread starts in the console script, click and
+    lockwatch's runner, and every other thread in threading's bootstrap: those
+    outer frames go too, so the program's own first line comes first (a thread's
+    target, a script's ``<module>``). A stack entirely inside lockwatch is kept as it is.
     """
     frames = list(stack)
     end = len(frames)
     while end > 0 and is_lockwatch_file(frames[end - 1].file):
         end -= 1
-    return frames[:end] if end else frames
+    if not end:
+        return frames
+    start = 0
+    runner = max((index for index in range(end) if _is_runner(frames[index].file)), default=None)
+    if runner is not None:
+        start = runner + 1
+        while start < end - 1 and _is_start_up(frames[start].file):
+            start += 1
+    # A thread starts in threading's bootstrap: its first line of the program is the target.
+    while start < end - 1 and _is_thread_start(frames[start]):
+        start += 1
+    return frames[start:end]
+
+
+def _is_thread_start(frame: Frame) -> bool:
+    base = os.path.basename(frame.file.replace("\\", "/").replace("/", os.sep))
+    return base == "threading.py" and frame.function in ("_bootstrap", "_bootstrap_inner", "run")
 
 
 _MISSING = object()

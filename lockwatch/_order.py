@@ -18,6 +18,7 @@ What is learned, and why it stays small:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -32,7 +33,7 @@ from typing import Any
 from lockwatch import _baseline, _state
 from lockwatch._config import Config
 from lockwatch._errors import LockOrderViolation, LockOrderWarning
-from lockwatch._model import Frame, LockInfo, OrderEdge, Report
+from lockwatch._model import Frame, LockInfo, OrderEdge, Report, user_frames
 from lockwatch._state import LockClass, ThreadState
 
 RawFrame = tuple[str, int, str]
@@ -45,13 +46,14 @@ MAX_PATHS = 16
 #: Same-class instance orders kept at most; the oldest are forgotten first.
 MAX_INSTANCE_EDGES = 100_000
 #: Same-class predecessors remembered on one lock for the hot path (then forgotten and relearned).
-MAX_PAIRS_PER_LOCK = 256
+MAX_PAIRS_PER_LOCK = 16
 #: How long an acquiring thread waits for the checker's own lock before it
 #: leaves this order to be checked at its next acquisition (a finalizer that
 #: runs inside the checker must never deadlock the program with lockwatch).
 GRAPH_LOCK_TIMEOUT = 0.5
 
 _LOCKWATCH_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NO_GATES: frozenset[Any] = frozenset()  # shared: most orders are taken with no gate held
 
 
 class _Edge:
@@ -85,8 +87,10 @@ class _Edge:
         self.seq = next(_edge_seq)
         self.source = source  # where an imported order was learned (None: learned here)
         # The locks themselves, while they live: reports label them by what holds them.
-        self.from_ref = None if from_lock is None else weakref.ref(from_lock)
-        self.to_ref = None if to_lock is None else weakref.ref(to_lock)
+        # Same-class edges (there may be very many) find them through _tracked instead.
+        same_class = from_lock is not None and to_lock is not None and from_lock._cls is to_lock._cls
+        self.from_ref = None if from_lock is None or same_class else weakref.ref(from_lock)
+        self.to_ref = None if to_lock is None or same_class else weakref.ref(to_lock)
 
     @property
     def from_id(self) -> str:
@@ -118,6 +122,8 @@ class ClassOrder:
     to_label: str
     thread: str
     test: str | None
+    from_name: str | None = None  # the locks' names, if given: they tell locks of one site apart
+    to_name: str | None = None
 
 
 @dataclass
@@ -138,6 +144,9 @@ class Finding:
         return any(edge.from_cls.signal or edge.to_cls.signal for edge in self.edges)
     # The LockOrderViolation / LockOrderWarning raised for it: its .report is filled in by the reporter.
     carriers: list[Any] = field(default_factory=list)
+    # Labels by what holds the locks (lock serial -> label), read by the reporter as soon as it
+    # sees the finding: the locks may be gone by the time it presents it.
+    labels: dict[int, str] | None = None
 
     @property
     def keys(self) -> tuple[tuple[Any, ...], ...]:
@@ -154,8 +163,6 @@ _inst_succ: dict[int, dict[int, _Edge]] = {}
 _inst_pred: dict[int, set[int]] = {}
 _inst_order: dict[int, int] = {}
 _inst_edges: dict[tuple[int, int], _Edge] = {}  # insertion order = age
-_order_low = itertools.count(-1, -1)
-_order_high = itertools.count(1)
 _dead: list[int] = []  # serials of instance-graph locks that died; drained under the graph lock
 _tracked: dict[int, Any] = {}  # serial -> weakref whose callback queues the serial in _dead
 _reported: set[tuple[Any, ...]] = set()  # keys of findings already reported
@@ -185,6 +192,10 @@ def activate(config: Config) -> None:
     global _policy, _declared, _declared_names, _baseline_data, _generation
     baseline = _baseline.load_baseline(config.baseline) if config.baseline else None
     rules_changed = tuple(config.declared_order) != _declared_names or baseline != _baseline_data
+    if tuple(config.declared_order) != _declared_names:
+        _declared_by_serial.clear()
+        _declared_asked.clear()
+        _declared_seen.clear()
     _declared_names = tuple(config.declared_order)
     _declared = {}
     for position, name in enumerate(_declared_names):
@@ -283,10 +294,12 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
         return None
     # One consistent view of what this thread holds: another thread may release
     # one of its locks at any moment (a hand-off), and that must not matter here.
-    state.drop_stale()
-    held = [other for other in _state.reachable_held(state) if not other._cls.signal and other is not lock]
+    state.drop_stale(unreachable=True)
+    held = [other for other in state.held if other._owner is state and not other._cls.signal and other is not lock]
     ctx = state.ctx
     if not held:
+        if ctx.depth:
+            ctx.ok.add(cls)  # only hand-off locks held: nothing to learn in this context
         return None
     if not _graph_lock.acquire(True, GRAPH_LOCK_TIMEOUT):
         return None  # checked at the next acquisition instead
@@ -320,7 +333,8 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
             carrier.report = _first_reports.get(finding.key)
     if refuse:
         raise carrier
-    return carrier  # type: ignore[no-any-return]
+    warning: LockOrderWarning = carrier
+    return warning
 
 
 def _thread_token(state: ThreadState) -> int:
@@ -347,9 +361,9 @@ def _learn(
     settled = all(other._cls is not cls for other in held)
     for index, before in enumerate(held):
         before_cls = before._cls
-        gate_classes = frozenset(other._cls for other in held[:index])
+        gate_classes = frozenset(other._cls for other in held[:index]) if index else _NO_GATES
         if before_cls is cls:
-            gates = frozenset(other._serial for other in held[:index])
+            gates = frozenset(other._serial for other in held[:index]) if index else _NO_GATES
             existing = _inst_succ.get(before._serial, {}).get(lock._serial)
             if existing is not None and not (existing.gates - gates):
                 continue
@@ -357,7 +371,7 @@ def _learn(
             known = _class_succ.get(before_cls, {}).get(cls)
             if known is not None and known.gates <= gate_classes and known.generation == _generation:
                 continue
-            gates = frozenset()
+            gates = _NO_GATES
             existing = None
         if stack is None:
             stack = _acquire_stack()
@@ -420,10 +434,11 @@ def _record(before: Any, lock: Any, candidate: _Edge, existing: _Edge | None, ga
 
 def _add_instance_edge(before: Any, lock: Any, edge: _Edge) -> None:
     u, v = before._serial, lock._serial
-    for serial, item, low in ((u, before, True), (v, lock, False)):
+    for serial, item in ((u, before), (v, lock)):
         if serial not in _inst_order:
-            # A new node goes first (a source) or last (a sink): it cannot need a reorder.
-            _inst_order[serial] = next(_order_low) if low else next(_order_high)
+            # A node without edges fits anywhere: it starts at its creation order, so that
+            # locks taken in the order they were made (sorted ids) never need a reorder.
+            _inst_order[serial] = serial
             _track(serial, item)
     if _inst_order[u] > _inst_order[v]:
         _reorder(u, v)
@@ -448,7 +463,7 @@ def _reorder(u: int, v: int) -> None:
         return
     nodes = sorted(backward, key=_inst_order.__getitem__) + sorted(forward, key=_inst_order.__getitem__)
     positions = sorted(_inst_order[n] for n in nodes)
-    for node, position in zip(nodes, positions):
+    for node, position in zip(nodes, positions, strict=False):
         _inst_order[node] = position
 
 
@@ -483,7 +498,11 @@ def _track(serial: int, lock: Any) -> None:
     if serial not in _tracked:
         # The callback may run inside any allocation, even under _graph_lock:
         # it only appends (atomic); the checker drains the list.
-        _tracked[serial] = weakref.ref(lock, lambda _ref, serial=serial: _dead.append(serial))
+        _tracked[serial] = weakref.ref(lock, functools.partial(_died, serial))
+
+
+def _died(serial: int, _ref: Any) -> None:
+    _dead.append(serial)
 
 
 def _drain_dead() -> None:
@@ -516,10 +535,19 @@ def _instance_cycle(candidate: _Edge, existing: _Edge | None) -> Finding | None:
     u, v = candidate.from_serial, candidate.to_serial
     if u not in _inst_order or v not in _inst_order:
         return None
-    if existing is None and _inst_order[u] < _inst_order[v]:
+    upper = _inst_order[u]
+    if upper < _inst_order[v]:
         return None  # agrees with the topological order: no path v -> u exists
-    for path in _paths(v, u, lambda n: _inst_succ.get(n, {}).keys()):
-        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:])] + [candidate]
+    # A path v -> u can only run through nodes ordered between them (Pearce-Kelly's bound).
+    inside = _reach(v, _inst_succ, lambda n: _inst_order[n] <= upper, lambda n: _inst_succ.get(n, {}))
+    if u not in inside:
+        return None
+
+    def successors(node: int) -> Iterable[int]:
+        return [other for other in _inst_succ.get(node, {}) if other in inside]
+
+    for path in _paths(v, u, successors):
+        edges = [_inst_succ[a][b] for a, b in zip(path, path[1:], strict=False)] + [candidate]
         if _reportable(edges, [set(edge.gates) for edge in edges]):
             aliases = (_code_key(edges),)
             return Finding(("instance", _canonical(path)), edges, aliases=aliases)
@@ -536,7 +564,7 @@ def _class_cycle(candidate: _Edge, gate_classes: frozenset[LockClass]) -> Findin
                 if not other.signal and not _suppressed(edge.first)]
 
     for path in _paths(to_cls, from_cls, successors):
-        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:])]
+        class_edges = [_class_succ[a][b] for a, b in zip(path, path[1:], strict=False)]
         edges = [edge.first for edge in class_edges] + [candidate]
         gate_sets = [set(edge.gates) for edge in class_edges] + [set(gates)]
         if _reportable(edges, gate_sets):
@@ -585,7 +613,9 @@ def _reportable(edges: Sequence[_Edge], gate_sets: Sequence[set[Any]]) -> bool:
     if common:
         return False  # every order was taken while holding the same gate: they cannot interleave
     baseline = _baseline_data
-    if baseline is not None and all(baseline.knows(_key(edge.from_cls), _key(edge.to_cls)) for edge in edges):
+    if baseline is not None and all(
+        baseline.knows(_key(edge.from_cls), _key(edge.to_cls), edge.from_cls.name, edge.to_cls.name) for edge in edges
+    ):
         return False
     return True
 
@@ -615,6 +645,25 @@ def _code_key(edges: Sequence[_Edge]) -> tuple[Any, ...]:
 
 # --- declared order -----------------------------------------------------------------
 
+# A declared name matches a lock by its name=, or by the label lockwatch computes for it
+# (``ResourceManager.locks['db']``, ``Account.lock``, ``app.settings_lock``: the whole label or
+# its end after a dot). Labels are read on the reporting side; what they bind is kept here so
+# the recording side can judge later acquisitions from data in hand.
+_declared_by_serial: dict[int, tuple[int, str]] = {}  # lock serial -> (declared position, label)
+_declared_asked: set[int] = set()  # lock serials handed to the reporter to be labelled
+_declared_seen: set[str] = set()  # declared names that matched a lock at least once
+MAX_DECLARED_LABELLED = 10_000
+
+
+def _declared_position(name: str | None, serial: int) -> tuple[int, str] | None:
+    """The declared position of a lock, by its name, else by a label the reporter matched."""
+    if name is not None:
+        position = _declared.get(name)
+        if position is not None:
+            _declared_seen.add(name)
+            return position, name
+    return _declared_by_serial.get(serial)
+
 
 def _declared_rule(before: Any, lock: Any) -> str | None:
     """The declared rule that taking ``lock`` while holding ``before`` breaks, if any."""
@@ -630,13 +679,82 @@ def _declared_rule(before: Any, lock: Any) -> str | None:
             f'"{_class_label(before._cls)}" (rank {held_rank})'
         )
     if _declared:
-        before_name, name = before._cls.name, lock._cls.name
-        held_position = _declared.get(before_name) if before_name is not None else None
-        position = _declared.get(name) if name is not None else None
-        if held_position is not None and position is not None and position < held_position:
-            sequence = ", ".join(f'"{declared}"' for declared in _declared_names)
-            return f'declared order: "{name}" must be taken before "{before_name}" (declared_order = [{sequence}])'
+        held = _declared_position(before._cls.name, before._serial)
+        taken = _declared_position(lock._cls.name, lock._serial)
+        if held is not None and taken is not None:
+            if taken[0] < held[0]:
+                return _declared_text(taken[1], held[1])
+        else:
+            # Not named: the reporter reads what holds these locks, once each (see check_declared_labels).
+            asked = [other for other in (before, lock) if other._cls.name is None and other._serial not in _declared_asked]
+            if asked and len(_declared_asked) < MAX_DECLARED_LABELLED:
+                _declared_asked.update(other._serial for other in asked)
+                _state.hand_over(("declared-labels", weakref.ref(before), weakref.ref(lock)))
     return None
+
+
+def _declared_text(first: str, then: str) -> str:
+    sequence = ", ".join(f'"{declared}"' for declared in _declared_names)
+    return f'declared order: "{first}" must be taken before "{then}" (declared_order = [{sequence}])'
+
+
+def _declared_match(label: str) -> int | None:
+    for name, position in _declared.items():
+        if label == name or label.endswith("." + name):
+            return position
+    return None
+
+
+def check_declared_labels(before_ref: Any, lock_ref: Any) -> Finding | None:
+    """Reporting side: label two unnamed locks nested in a new order, bind declared names to them,
+    and report that order if it broke the declared order.
+
+    The acquisition went on (its thread could not read labels): such an order is
+    reported, not refused. Later acquisitions of these locks are judged on the
+    recording side from the bound positions, and refused under order="raise".
+    """
+    from lockwatch import _snapshot
+
+    before, lock = before_ref(), lock_ref()
+    if before is None or lock is None or not _declared:
+        return None
+    attributes = _snapshot.attribute_labels([before, lock])
+    for other in (before, lock):
+        if other._cls.name is not None or other._serial in _declared_by_serial:
+            continue
+        label = _snapshot.lock_label(other, attributes.get(id(other)))
+        position = _declared_match(label)
+        if position is not None and len(_declared_by_serial) < MAX_DECLARED_LABELLED:
+            _declared_by_serial[other._serial] = (position, label)
+            _declared_seen.add(_declared_names[position])
+            _track_declared(other)
+    held = _declared_position(before._cls.name, before._serial)
+    taken = _declared_position(lock._cls.name, lock._serial)
+    if held is None or taken is None or taken[0] >= held[0]:
+        return None
+    key = ("declared", before._serial, lock._serial)
+    if key in _reported:
+        return None
+    _reported.add(key)
+    with _graph_lock:
+        edge = _class_succ.get(before._cls, {}).get(lock._cls)
+        first = edge.first if edge is not None else _inst_succ.get(before._serial, {}).get(lock._serial)
+    if first is None:
+        return None
+    finding = Finding(key, [first], _declared_text(taken[1], held[1]), found_at=monotonic())
+    finding.message = _message(finding)
+    return finding
+
+
+def _track_declared(lock: Any) -> None:
+    """Forget a lock's bound position when it dies (its serial is never reused, but memory is)."""
+    serial = lock._serial
+    weakref.finalize(lock, _declared_by_serial.pop, serial, None)
+
+
+def unmatched_declared_names() -> list[str]:
+    """Declared names that no lock ever matched, by name= or by label (said at exit)."""
+    return [name for name in _declared_names if name not in _declared_seen]
 
 
 # --- plain-data helpers for the recording side -------------------------------------------
@@ -651,7 +769,7 @@ def _acquire_stack() -> tuple[RawFrame, ...]:
     frame: Any = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_LOCKWATCH_DIR):
         frame = frame.f_back
-    frames = []
+    frames: list[RawFrame] = []
     while frame is not None and len(frames) < STACK_LIMIT:
         code = frame.f_code
         frames.append((code.co_filename, frame.f_lineno, code.co_name))
@@ -678,10 +796,17 @@ def _class_label(cls: LockClass) -> str:
     return f"Lock from {os.path.basename(site[0])}:{site[1]}" if site else "Lock"
 
 
+def _lock_of(edge: _Edge, end: str) -> Any:
+    """The live lock at one end of an edge, or None."""
+    ref = edge.from_ref if end == "from" else edge.to_ref
+    if ref is None:
+        ref = _tracked.get(edge.from_serial if end == "from" else edge.to_serial)
+    return None if ref is None else ref()
+
+
 def _edge_label(edge: _Edge, end: str) -> str:
     cls = edge.from_cls if end == "from" else edge.to_cls
-    ref = edge.from_ref if end == "from" else edge.to_ref
-    lock = None if ref is None else ref()
+    lock = _lock_of(edge, end)
     if lock is not None and not cls.name:
         kind = type(lock).__name__
         site = cls.site
@@ -724,18 +849,39 @@ def _distinguish(edges: list[OrderEdge]) -> None:
 # --- reporting side ---------------------------------------------------------------
 
 
+def _live_locks(finding: Finding) -> dict[int, Any]:
+    live: dict[int, Any] = {}
+    for edge in finding.edges:
+        for serial, end in ((edge.from_serial, "from"), (edge.to_serial, "to")):
+            lock = _lock_of(edge, end)
+            if lock is not None:
+                live[serial] = lock
+    return live
+
+
+def prepare_labels(finding: Finding) -> None:
+    """Read the labels of a finding's locks now, while they live (reporting side; once per finding).
+
+    The reporter holds a finding back a moment before presenting it; a short
+    program may have dropped the objects holding its locks by then.
+    """
+    if finding.labels is not None:
+        return
+    from lockwatch import _snapshot
+
+    live = _live_locks(finding)
+    attributes = _snapshot.attribute_labels(live.values())
+    finding.labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
+
+
 def build_report(finding: Finding) -> Report:
     """The lock-order Report of a finding (on lockwatch's own thread: labels, stacks, source lines)."""
     from lockwatch import _snapshot
 
-    live: dict[int, Any] = {}
-    for edge in finding.edges:
-        for serial, ref in ((edge.from_serial, edge.from_ref), (edge.to_serial, edge.to_ref)):
-            lock = None if ref is None else ref()
-            if lock is not None:
-                live[serial] = lock
+    live = _live_locks(finding)
     attributes = _snapshot.attribute_labels(live.values())
-    labels = {serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()}
+    labels = dict(finding.labels or {})
+    labels.update({serial: _snapshot.lock_label(lock, attributes.get(id(lock))) for serial, lock in live.items()})
     edges = [
         _order_edge(
             edge,
@@ -750,10 +896,10 @@ def build_report(finding: Finding) -> Report:
     summary = _summary(edges, finding.rule, single)
     report = _snapshot.take("lock-order", summary=summary)
     known = {info.id for info in report.locks}
-    final_labels = {}
-    for edge in edges:
-        final_labels[edge.from_] = edge.from_label
-        final_labels[edge.to] = edge.to_label
+    final_labels: dict[str, str | None] = {}
+    for order_edge in edges:
+        final_labels[order_edge.from_] = order_edge.from_label
+        final_labels[order_edge.to] = order_edge.to_label
     extra = []
     for serial, lock in sorted(live.items()):
         if lock.id in known:
@@ -794,10 +940,11 @@ def withdrawn(report: Report) -> bool:
 
 
 def _order_edge(edge: _Edge, *, resolve_code: bool, from_label: str | None = None, to_label: str | None = None) -> OrderEdge:
-    stack = tuple(
+    # In dumps too, a stack starts at the program's first line (not lockwatch's runner, not threading's bootstrap).
+    stack = tuple(user_frames(
         Frame(file, line, function, (linecache.getline(file, line).strip() or None) if resolve_code else None)
         for file, line, function in edge.stack
-    )
+    ))
     return OrderEdge(
         from_=edge.from_id,
         to=edge.to_id,
@@ -853,9 +1000,7 @@ def _live_edges() -> list[_Edge]:
     for edge in edges:
         if edge.source is not None:
             continue
-        if edge.from_ref is not None and edge.from_ref() is None:
-            continue
-        if edge.to_ref is not None and edge.to_ref() is None:
+        if _lock_of(edge, "from") is None or _lock_of(edge, "to") is None:
             continue
         alive.append(edge)
     alive.sort(key=lambda e: e.seq)
@@ -888,7 +1033,7 @@ def class_orders() -> list[ClassOrder]:
             ClassOrder(
                 from_site=from_key, to_site=to_key,
                 from_label=_edge_label(edge, "from"), to_label=_edge_label(edge, "to"),
-                thread=edge.thread, test=edge.test,
+                thread=edge.thread, test=edge.test, from_name=a.name, to_name=b.name,
             )
         )
     return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import threading
 from _thread import allocate_lock as _allocate_raw_lock
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lockwatch import _adopt, _order, _startup, _state, _watchdog
 from lockwatch._config import Config, resolve

@@ -14,7 +14,7 @@ from typing import Any
 
 from lockwatch._errors import RenderError
 from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
-from lockwatch._text import format_seconds, user_frames
+from lockwatch._text import format_seconds, hung_threads, is_order_cycle, printable, rule_text, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -194,12 +194,16 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     for (lock_id, ident), count in sorted(held.items(), key=lambda e: (_natural(e[0][0]), e[0][1])):
         hot = (lock_id, ident) in cycle_held
         label = "held by" if count <= 1 else f"held by ({count} times)"
+        if _held_inferred(threads.get(ident), locks.get(lock_id)):
+            label += " (inferred)"  # attach mode: a plain Lock's holder read from the frames
         _edge(graph, loop, outside, _lid(lock_id), _tid(ident), label=_text(label), style="solid",
               **_edge_style(hot, _muted(threads.get(ident))))
     if loop is not None:
         _pin_loop(graph, loop, outside)
 
     legend = ["dashed arrow: waits for", "solid arrow: held by"]
+    if any(_held_inferred(threads.get(ident), locks.get(lock_id)) for lock_id, ident in held):
+        legend.append("inferred: from with/acquire lines still active (attach mode)")
     if report.cycles:
         legend.insert(0, "red: the deadlock cycle")
     if any(_muted(threads.get(t)) for t in thread_ids):
@@ -366,14 +370,15 @@ def _pin_loop(graph: Any, loop: _Loop, outside: dict[str, list[str]]) -> None:
 def _waits_headline(report: Report) -> str:
     if report.kind == "deadlock" or report.cycles:
         idents = {step.thread for cycle in report.cycles for step in cycle}
+        prefix = "Snapshot of a deadlocked process" if report.kind == "snapshot" else "Deadlock"
         if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            return "Deadlock: a thread waits for a lock it holds itself"
+            return f"{prefix}: a thread waits for a lock it holds itself"
         if not idents:
-            return "Deadlock"
+            return prefix
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
-        return f"Deadlock: {len(idents)} threads{cycles} wait for each other"
+        return f"{prefix}: {len(idents)} threads{cycles} wait for each other"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if t.is_blocked]
+        waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "Hang"
@@ -425,6 +430,10 @@ def _lock_node(graph: Any, lock_id: str, lock: LockInfo | None, in_cycle: bool, 
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
     label = _lock_label(lock_id, lock.title, lock, muted=muted and not in_cycle)
     graph.node(_lid(lock_id), label=label, tooltip=_lock_tooltip(lock_id, lock.title, lock), **attrs)
+
+
+def _held_inferred(thread: ThreadInfo | None, lock: LockInfo | None) -> bool:
+    return (thread is not None and lock is not None and lock.id in thread.inferred) or (lock is not None and lock.inferred)
 
 
 def _muted_locks(threads: dict[int, ThreadInfo], held: dict[tuple[str, int], int],
@@ -498,12 +507,18 @@ def _draw_order(graph: Any, report: Report) -> tuple[str, list[str], list[str]]:
     if loop is not None:
         _pin_loop(graph, loop, {})
     count = len(labels)
-    headline = (f"Potential deadlock: {count} locks are taken in opposite orders" if count == 2
-                else f"Potential deadlock: {count} locks are taken in a circular order")
-    legend = ["arrow A -> B: B was locked while holding A", "red: the order cycle"]
+    legend = ["arrow A -> B: B was locked while holding A"]
+    if any(is_order_cycle(cycle) for cycle in report.order_cycles):
+        headline = (f"Potential deadlock: {count} locks are taken in opposite orders" if count == 2
+                    else f"Potential deadlock: {count} locks are taken in a circular order")
+        legend.append("red: the order cycle")
+    else:
+        # A declared order (or rank) broken by one acquisition: a rule, not a cycle.
+        headline = "Declared lock order broken"
+        legend.append("red: the order taken against the rule")
     notes = []
     if report.rule:
-        notes.append(f"declared order broken: {report.rule}")
+        notes.append(f"declared order broken: {rule_text(report.rule)}")
     if report.single_thread:
         notes.append("one thread took every order: not deadlocked yet")
     return headline, legend, notes
@@ -621,8 +636,7 @@ def _html_lines(lines: list[tuple[str, str]], muted: bool = False, colour: str |
     parts = []
     for value, kind in lines:
         face, size, line_colour, bold = _LINE_STYLES[kind]
-        text = html.escape(value.replace("\n", " "), quote=True)
-        text = text or " "
+        text = _html_text(value.replace("\n", " ")) or " "
         if bold:
             text = f"<B>{text}</B>"
         font = []
@@ -639,11 +653,22 @@ def _html_lines(lines: list[tuple[str, str]], muted: bool = False, colour: str |
     return f"<{'<BR/>'.join(parts)}>"
 
 
+def _html_text(value: str) -> str:
+    """Text for an HTML-like label: control characters shown as escapes (XML allows none of
+    them, and one makes Graphviz drop the whole SVG), markup escaped, and backslashes
+    doubled (Graphviz expands ``\\G``, ``\\N``... even inside HTML labels; ``\\\\`` is one backslash)."""
+    return html.escape(printable(value), quote=True).replace("\\", "\\\\")
+
+
 def _text(value: str) -> str:
-    """A DOT string: backslashes kept literal, newlines as DOT line breaks, never HTML."""
+    """A DOT string (tooltips, plain labels): every character literal, newlines as line breaks, never HTML.
+
+    Control characters are shown as escapes (see _html_text). A backslash is written as
+    four: DOT's lexer halves them, then Graphviz's ``\\G``/``\\N`` expansion halves them
+    again. Quotes are escaped here, not by the graphviz package, which would take a quote
+    after an escaped backslash for an escaped quote.
+    """
     import graphviz
 
-    escaped = value.replace("\\", "\\\\").replace("\n", "\\n")
-    if escaped.endswith("\\"):
-        escaped += " "  # a final backslash would escape the closing quote
-    return graphviz.nohtml(escaped)
+    lines = (printable(line).replace("\\", "\\\\\\\\").replace('"', '\\"') for line in value.split("\n"))
+    return graphviz.nohtml("\\n".join(lines))

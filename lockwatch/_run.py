@@ -11,10 +11,14 @@ import runpy
 import sys
 import threading
 import types
+import warnings
+from typing import Any
 
 import click
 
-from lockwatch._errors import ProgramNotFound
+from lockwatch._errors import LockOrderWarning, ProgramNotFound
+from lockwatch._model import is_lockwatch_file
+
 #: Exit status of a program ended by Ctrl-C (KeyboardInterrupt), as a shell reports ``python``'s.
 INTERRUPTED_EXIT_STATUS = 130
 
@@ -123,15 +127,46 @@ def exit_status(exc: SystemExit) -> int:
     try:
         sys.stderr.write(f"{code}\n")
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: BLE001 - stderr closed: python would say nothing either
         pass
     return 1
 
 
 def program_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """``tb`` without the leading frames of lockwatch and runpy: the program's first line comes first."""
+    """``tb`` without lockwatch's frames: the program's first line first, the user's line last.
+
+    Leading frames of lockwatch, click and runpy are start-up plumbing; trailing
+    frames in lockwatch's modules are a lock's insides (a DeadlockError is raised
+    inside ``acquire``), so the traceback ends at the user's ``with lock:``.
+    """
     while tb is not None and _is_plumbing(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
+    return None if tb is None else _user_tail(tb)
+
+
+def _entries(tb: types.TracebackType | None) -> list[types.TracebackType]:
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
+
+
+def _thread_excepthook(args: Any) -> None:
+    """threading's own hook, for a traceback that ends at the user's line, not inside a lock."""
+    if args.exc_traceback is not None:
+        args = type(args)((args.exc_type, args.exc_value, _user_tail(args.exc_traceback), args.thread))
+    threading.__excepthook__(args)
+
+
+def _user_tail(tb: types.TracebackType) -> types.TracebackType:
+    """``tb`` ending at its last frame outside lockwatch's modules (all of it if there is none)."""
+    last_user = None
+    for entry in _entries(tb):
+        if not is_lockwatch_file(entry.tb_frame.f_code.co_filename):
+            last_user = entry
+    if last_user is not None:
+        last_user.tb_next = None
     return tb
 
 
@@ -148,12 +183,12 @@ def report_uncaught(exc: BaseException) -> None:
     exc.__traceback__ = tb
     try:
         sys.excepthook(type(exc), exc, tb)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken excepthook
         # A broken excepthook: python falls back to the default printer too.
         sys.__excepthook__(type(exc), exc, tb)
     try:
         sys.stderr.flush()
-    except Exception:
+    except Exception:  # noqa: BLE001 - stderr closed: nothing left to say it on
         pass
 
 
@@ -163,6 +198,12 @@ def run_program(script: str | None, module: str | None, args: list[str]) -> int:
     ProgramNotFound propagates (the caller presents it); everything the program
     itself raises is handled here the way the interpreter handles it.
     """
+    if threading.excepthook is threading.__excepthook__:
+        threading.excepthook = _thread_excepthook  # the program may set its own: then that one is used
+    # lockwatch run prints every lock-order report in full: the LockOrderWarning that goes
+    # with it would say it a second time. Appended, so any filter of the program's or of
+    # PYTHONWARNINGS (error::lockwatch.LockOrderWarning) still comes first.
+    warnings.filterwarnings("ignore", category=LockOrderWarning, append=True)
     try:
         if module is not None:
             run_module(module, args)
@@ -176,7 +217,7 @@ def run_program(script: str | None, module: str | None, args: list[str]) -> int:
     except KeyboardInterrupt as exc:
         report_uncaught(exc)
         return INTERRUPTED_EXIT_STATUS
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - the program's own error, reported as python does
         report_uncaught(exc)
         return 1
     return 0

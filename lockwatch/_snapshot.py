@@ -12,13 +12,15 @@ import sys
 import threading
 import traceback
 import types
+import weakref
+from collections.abc import Iterable
 from time import monotonic
-from typing import Any, Iterable
+from typing import Any
 
 from lockwatch import _state
 from lockwatch._acquired import acquisition_sites
 from lockwatch._locks import InstrumentedLock, RLock
-from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, user_frames
+from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, is_lockwatch_file, user_frames
 
 # Threads lockwatch runs itself; they are left out of reports.
 internal_thread_idents = _state.internal_thread_idents
@@ -53,6 +55,8 @@ def frames_of(frame: types.FrameType | None, *, lock_wait: bool = False) -> tupl
         while end > 1 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
             end -= 1
         stack = stack[:end]
+    if stack and all(is_lockwatch_file(f.file) for f in stack):
+        return ()  # only lockwatch's exit handler runs (the main thread at exit): none of the program is left
     return tuple(stack)
 
 
@@ -70,35 +74,86 @@ def short_site(site: tuple[str, int, str] | None) -> str | None:
     return f"{os.path.basename(site[0])}:{site[1]}"
 
 
+# One label per lock for the life of the process: the most specific one found the first
+# time a report needed it, reused by every later report (weak keys: dead locks drop out).
+_attribute_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def attribute_labels(locks: Iterable[InstrumentedLock]) -> dict[int, str]:
     """Name locks by what holds them, where something does: ``Account.lock``,
     ``app.settings_lock`` (a module global), ``ResourceManager.locks['db']`` (a
     dict attribute), ``Table.stripes[3]`` (a list attribute), ``app.LOCKS['db']``.
 
-    Keyed by ``id(lock)``. Report time only, never the hot path: one
-    ``gc.get_referrers`` pass over the heap for the locks, one for the dicts and
-    lists they sit in (and for namespace dicts whose object is not known yet),
-    and a last one only for containers found in such a dict. A referrer is a
-    namespace (module globals, or an instance ``__dict__`` that exists as an
-    object), an instance whose attributes are kept inline, or a container.
-    Anything odd about an object means no label from it, never an error.
+    Keyed by ``id(lock)``. When several things hold a lock (a queue's mutex is
+    ``SlowQueue.mutex`` and, inside the stdlib, ``Condition._lock``), the most
+    specific name wins: the program's own objects before the stdlib's, public
+    attributes before private ones, a module global before an attribute before
+    a container entry. A lock keeps the label it got first in every later report.
+
+    Report time only, never the hot path: one ``gc.get_referrers`` pass over the
+    heap for the locks, one for the dicts and lists they sit in (and for
+    namespace dicts whose object is not known yet), and a last one only for
+    containers found in such a dict. Anything odd about an object means no
+    label from it, never an error.
     """
     wanted = {id(lock): lock for lock in locks}
-    if not wanted:
-        return {}
     labels: dict[int, str] = {}
+    missing: dict[int, Any] = {}
+    for key, lock in wanted.items():
+        cached = _attribute_labels.get(lock)
+        if cached is not None:
+            labels[key] = cached
+        else:
+            missing[key] = lock
+    if not missing:
+        return labels
+    offers: _Offers = {}
     try:
-        _label_by_referrers(wanted, labels)
-    except Exception:  # labels are a nicety: a report without them is still a report
+        _label_by_referrers(missing, offers)
+    except Exception:  # noqa: BLE001 - labels are a nicety: a report without them is still a report
         pass
+    for key, options in offers.items():
+        best = min(options)[-1]
+        labels[key] = best
+        try:
+            _attribute_labels[missing[key]] = best
+        except TypeError:  # not weakly referenceable (a foreign lock): no memory of it
+            pass
     return labels
 
 
 # A container's entries that are wanted locks: (lock id, "[key]") pairs.
 _Entries = list[tuple[int, str]]
+# Candidate labels per lock id: (rank..., label); the smallest wins.
+_Offers = dict[int, list[tuple[Any, ...]]]
+
+# How a label was found, best first.
+_GLOBAL, _ATTRIBUTE, _ENTRY = 0, 1, 2
 
 
-def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
+def _offer(offers: _Offers, lock_id: int, label: str, owner: Any, how: int, attribute: str = "") -> None:
+    """Propose ``label`` for a lock; ``owner`` is the module name, class or instance it was found on."""
+    offers.setdefault(lock_id, []).append(
+        (_is_stdlib(owner), attribute.startswith("_"), how, len(label), label)
+    )
+
+
+def _is_stdlib(owner: Any) -> bool:
+    """Whether a label would name the stdlib's insides (``Condition._lock``) rather than the program."""
+    if isinstance(owner, str):
+        module = owner
+    else:
+        cls = owner if isinstance(owner, type) else type(owner)
+        module = getattr(cls, "__module__", None) or ""
+    if not isinstance(module, str):
+        return False
+    return module.split(".")[0] in _STDLIB
+
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"threading", "queue", "concurrent", "asyncio", "logging"}
+
+
+def _label_by_referrers(wanted: dict[int, Any], offers: _Offers) -> None:
     # Namespace dicts whose owning object is not known yet: id -> (dict, [(lock id, attribute)]).
     namespaces: dict[int, tuple[dict[Any, Any], list[tuple[int, str]]]] = {}
     # Dicts and lists holding wanted locks: id -> (container, entries).
@@ -109,7 +164,8 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 attributes = [(id(v), k) for k, v in referrer.items() if id(v) in wanted and isinstance(k, str)]
                 if attributes and _is_module_namespace(referrer):
                     for lock_id, key in attributes:
-                        labels.setdefault(lock_id, f"{referrer['__name__']}.{key}")
+                        module = referrer["__name__"]
+                        _offer(offers, lock_id, f"{module}.{key}", module, _GLOBAL, key)
                     continue
                 if attributes and all(key.isidentifier() for _lock_id, key in attributes):
                     namespaces[id(referrer)] = (referrer, attributes)  # maybe an instance __dict__
@@ -126,14 +182,13 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 for namespace in _namespaces_of(referrer):
                     for key, value in list(namespace.items()):
                         if id(value) in wanted and isinstance(key, str):
-                            labels.setdefault(id(value), f"{owner_name}.{key}")
-        except Exception:
+                            _offer(offers, id(value), f"{owner_name}.{key}", referrer, _ATTRIBUTE, key)
+        except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
             continue
     if not namespaces and not containers:
         return
 
     # Second pass: who holds those dicts and containers.
-    container_labels: dict[int, str] = {}  # lock id -> label through a container (attributes win)
     parents: dict[int, tuple[dict[Any, Any], list[tuple[str, Any]]]] = {}  # plain dicts holding containers
     looked_up = {**{k: v[0] for k, v in namespaces.items()}, **{k: v[0] for k, v in containers.items()}}
     for owner in gc.get_referrers(*looked_up.values()):
@@ -143,8 +198,9 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 if not held:
                     continue
                 if _is_module_namespace(owner):
+                    module = owner["__name__"]
                     for key, container in held:
-                        _label_entries(container_labels, f"{owner['__name__']}.{key}", containers[id(container)][1])
+                        _offer_entries(offers, f"{module}.{key}", containers[id(container)][1], module, key)
                 elif all(key.isidentifier() for key, _container in held):
                     parents[id(owner)] = (owner, held)  # an instance __dict__ holding containers?
                 continue
@@ -155,11 +211,11 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 found = namespaces.get(id(namespace))
                 if found is not None and found[0] is namespace:  # the object whose __dict__ holds wanted locks
                     for lock_id, key in found[1]:
-                        labels.setdefault(lock_id, f"{owner_name}.{key}")
+                        _offer(offers, lock_id, f"{owner_name}.{key}", owner, _ATTRIBUTE, key)
                 for key, value in list(namespace.items()):
                     if id(value) in containers and isinstance(key, str):
-                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(value)][1])
-        except Exception:
+                        _offer_entries(offers, f"{owner_name}.{key}", containers[id(value)][1], owner, key)
+        except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
             continue
 
     # Last pass, only for containers kept in a materialized instance __dict__.
@@ -170,21 +226,19 @@ def _label_by_referrers(wanted: dict[int, Any], labels: dict[int, str]) -> None:
                 if isinstance(owner, (dict, list, tuple)):
                     continue
                 for namespace in _namespaces_of(owner):
-                    found = parents.get(id(namespace))
-                    if found is None or found[0] is not namespace:
+                    parent = parents.get(id(namespace))
+                    if parent is None or parent[0] is not namespace:
                         continue
                     owner_name = _owner_name(owner)
-                    for key, container in found[1]:
-                        _label_entries(container_labels, f"{owner_name}.{key}", containers[id(container)][1])
-            except Exception:
+                    for key, container in parent[1]:
+                        _offer_entries(offers, f"{owner_name}.{key}", containers[id(container)][1], owner, key)
+            except Exception:  # noqa: BLE001 - an odd object gives no label, never an error
                 continue
-    for lock_id, label in container_labels.items():
-        labels.setdefault(lock_id, label)
 
 
-def _label_entries(labels: dict[int, str], prefix: str, entries: _Entries) -> None:
+def _offer_entries(offers: _Offers, prefix: str, entries: _Entries, owner: Any, attribute: str) -> None:
     for lock_id, subscript in entries:
-        labels.setdefault(lock_id, prefix + subscript)
+        _offer(offers, lock_id, prefix + subscript, owner, _ENTRY, attribute)
 
 
 def _is_module_namespace(namespace: dict[Any, Any]) -> bool:
@@ -198,7 +252,7 @@ def _namespaces_of(obj: Any) -> list[dict[Any, Any]]:
     try:
         # Not getattr(): a class's own __getattribute__/__getattr__ is user code.
         namespace = object.__getattribute__(obj, "__dict__")
-    except Exception:
+    except Exception:  # noqa: BLE001 - no readable __dict__: no label from this object
         return []
     return [namespace] if isinstance(namespace, dict) else []
 
@@ -232,6 +286,12 @@ def lock_label(lock: InstrumentedLock, attribute: str | None = None) -> str:
         return lock.name
     if attribute:
         return attribute
+    try:
+        remembered = _attribute_labels.get(lock)  # found by an earlier report: one label per lock
+    except TypeError:
+        remembered = None
+    if remembered:
+        return remembered
     where = short_site(lock.site)
     return f"{lock_kind(lock)} from {where}" if where else f"{lock_kind(lock)} {lock.id}"
 
@@ -245,7 +305,13 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     now = monotonic()
     frames = sys._current_frames()
     python_threads = dict(threading._active)  # type: ignore[attr-defined]
-    states = {state.ident: state for state in _state.states()}
+    # The newest state of each ident: a new thread may reuse the ident of one that ended.
+    states = {state.ident: state for state in sorted(_state.states(), key=lambda state: state.token)}
+
+    def report_id(state: _state.ThreadState) -> int:
+        """The thread's id in the report: its ident, or -token for an ended thread whose ident was reused."""
+        current = states.get(state.ident)
+        return state.ident if current is None or current is state else -state.token
 
     # Locks worth reporting: held or waited for by someone.
     involved: dict[int, InstrumentedLock] = {}
@@ -264,14 +330,19 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     # Owners that are not (or no longer) known threads, e.g. a Lock left held by a thread that ended.
     for lock in list(involved.values()):
         owner = lock._owner
-        if owner is not None and owner.ident not in holdings:
-            holdings[owner.ident] = [lock]
-            states.setdefault(owner.ident, owner)
+        if owner is None:
+            continue
+        owner_id = report_id(owner)
+        if owner_id not in holdings:
+            holdings[owner_id] = [lock]
+            states.setdefault(owner_id, owner)
 
     attributes = attribute_labels(involved.values()) if labels else {}
 
     thread_infos = []
-    idents = sorted(set(frames) | set(holdings))
+    # A thread that ended matters only while it still holds a lock: the states of
+    # finished threads (hundreds, in a long test suite) are not the program's present.
+    idents = sorted(set(frames) | {ident for ident, held in holdings.items() if held})
     for ident in idents:
         if ident in internal_thread_idents:
             continue
@@ -281,13 +352,13 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         waiting_in = None
         if waiting is None and frame is not None:
             waiting_in = _condition_wait(frame)
-        state = states.get(ident)
-        alive = frame is not None and (state is None or state.alive)
+        known = states.get(ident)
+        alive = frame is not None and (known is None or known.alive)
         if alive and thread is not None:
             name = thread.name
         else:
             # Gone: the name recorded when its state was made (its Thread object is gone too).
-            recorded = state.name if state is not None else None
+            recorded = known.name if known is not None else None
             name = recorded or (thread.name if thread is not None else None) or f"thread-{ident}"
         thread_infos.append(
             ThreadInfo(
@@ -300,7 +371,10 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 stack=frames_of(frame, lock_wait=waiting is not None),
                 alive=alive,
                 waiting_in=waiting_in,
-                acquired_at=acquisition_sites(frame, holdings.get(ident, ())) if labels else {},
+                acquired_at=(
+                    acquisition_sites(frame, holdings.get(ident, ()), waiting_for=None if waiting is None else waiting[0])
+                    if labels else {}
+                ),
             )
         )
 
@@ -313,14 +387,14 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         if isinstance(lock, RLock):
             count = lock._count if owner is not None else 0
         else:
-            count = 1 if lock.locked() else 0
+            count = 1 if lock._real.locked() else 0
         lock_infos.append(
             LockInfo(
                 id=lock.id,
                 kind=lock_kind(lock),
                 name=lock.name,
                 site=site_frame(lock.site),
-                owner=None if owner is None else owner.ident,
+                owner=None if owner is None else report_id(owner),
                 count=count,
                 waiters=tuple(sorted(waiters.get(id(lock), ()))),
                 label=lock_label(lock, attributes.get(id(lock))),
@@ -337,7 +411,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         for info in lock_infos
     ]
 
-    return Report(
+    report = Report(
         kind=kind,
         created=now_iso(),
         pid=os.getpid(),
@@ -347,6 +421,33 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         locks=tuple(lock_infos),
         summary=summary,
     )
+    if kind == "snapshot":
+        # Someone looking at a hung process must be told when it is deadlocked.
+        untimed = {ident for ident, state in states.items() if state.waiting_for is not None and not state.wait_timed}
+        report = with_cycles(report, untimed)
+    return report
+
+
+def with_cycles(report: Report, untimed: set[int]) -> Report:
+    """The report with the deadlock cycles its untimed lock waits form, roles and a summary sentence."""
+    from lockwatch import _detect
+
+    waits = {ident: wait for ident, wait in _detect.waits_in_report(report).items() if ident in untimed}
+    cycles = _detect.find_cycles(waits)
+    if not cycles:
+        return report
+    in_cycle = {step.thread for cycle in cycles for step in cycle}
+    behind = set(_detect.bystanders(waits, cycles))
+    threads = tuple(
+        dataclasses.replace(
+            info, role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else info.role
+        )
+        for info in report.threads
+    )
+    described = "; ".join(_detect.describe_cycle(cycle, report) for cycle in cycles)
+    sentence = f"The process is deadlocked: {described}."
+    summary = f"{report.summary.rstrip('.')}. {sentence}" if report.summary else sentence
+    return report.replace(threads=threads, cycles=tuple(cycles), summary=summary)
 
 
 def _condition_wait(frame: types.FrameType | None) -> str | None:

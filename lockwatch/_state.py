@@ -9,6 +9,7 @@ reader that may see a dict change size while it copies simply copies again.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -72,7 +73,7 @@ def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str 
     if found is None:
         found = LockClass(key, site, name, rank)
         # A weak entry: 100k generated creation sites cost nothing once their locks are gone.
-        _classes[key] = weakref.ref(found, lambda ref, key=key: _forget_class(key, ref))
+        _classes[key] = weakref.ref(found, functools.partial(_forget_class, key))
     # ...and a bounded strong one, so that a site making short-lived locks keeps its class.
     if len(_recent_classes) >= RECENT_CLASSES:
         _recent_classes.clear()  # never rebound: _locks reads this very dict
@@ -81,6 +82,7 @@ def lock_class(site: Site | None, name: str | None, rank: int | None, kind: str 
 
 
 def _forget_class(key: tuple[Any, ...], ref: Any) -> None:
+    """Weak-reference callback: the class's last lock (and order) is gone."""
     if _classes.get(key) is ref:
         _classes.pop(key, None)
 
@@ -104,7 +106,7 @@ class Context:
         self.cls = cls
         self.children: dict[LockClass, Context] = {}
         self.ok: set[LockClass] = set()
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         base = frozenset() if parent is None else parent.classes
         self.classes: frozenset[LockClass] = base if cls is None else base | {cls}
         # Classes whose other-class orders are known here although the context already
@@ -207,10 +209,18 @@ class ThreadState:
         """The locks this thread really holds now, oldest first (stale entries skipped)."""
         return [lock for lock in list(self.held) if lock._owner is self]
 
-    def drop_stale(self) -> None:
-        """Forget held entries of locks released by other threads; called by the thread itself."""
+    def drop_stale(self, unreachable: bool = False) -> None:
+        """Forget held entries of locks released by other threads; called by the thread itself.
+
+        With ``unreachable``, also forget locks acquired and then dropped while held:
+        nothing can ever release them, and they would make every later acquire look nested.
+        """
         held = self.held
-        if any(lock._owner is not self for lock in held):
+        if unreachable:
+            keep = {id(lock) for lock in reachable_held(self)}
+            if len(keep) != len(held):
+                held[:] = [lock for lock in held if id(lock) in keep]
+        elif any(lock._owner is not self for lock in held):
             held[:] = [lock for lock in held if lock._owner is self]
         self.ctx = context_of(held, self)
         self.resync = False
@@ -232,9 +242,10 @@ _created_since_prune = itertools.count(1)
 def current_state() -> ThreadState:
     """The calling thread's state, created on first use."""
     try:
-        return _local.state  # type: ignore[no-any-return]
+        state: ThreadState = _local.state
     except AttributeError:
         return _new_state()
+    return state
 
 
 def _new_state() -> ThreadState:
@@ -322,7 +333,7 @@ def reachable_held(state: ThreadState) -> list[Any]:
 #: Called for a blocking acquire of ``lock`` by ``state`` when the lock's class
 #: is not yet known in the thread's context; may raise LockOrderViolation. Set
 #: by the lock-order checker; None when checking is off.
-order_checker: Callable[[ThreadState, Any], None] | None = None
+order_checker: Callable[[ThreadState, Any], Any] | None = None
 
 #: When True, blocked acquires park on their thread's parker so that the
 #: watchdog can wake a deadlock victim (on_deadlock="break").
@@ -336,7 +347,8 @@ internal_thread_idents: set[int] = set()
 
 #: Set by the watchdog: starts it if needed and wakes it. Called from user
 #: threads mid-acquire, so it only starts a raw thread or releases a raw lock.
-notify_watchdog: Callable[[], None] = lambda: None
+def notify_watchdog() -> None:
+    return None
 
 #: Findings recorded by user threads for the reporter (the watchdog thread):
 #: tuples whose first item names the kind. Appended from any thread, drained by the reporter.

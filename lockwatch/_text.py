@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import os
-from typing import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
 
@@ -13,12 +17,18 @@ _NO_MARK = "   "
 
 
 def format_report(report: Report) -> str:
-    """The text report for any kind of report; deterministic, never fails on a hand-edited dump."""
+    """The text report for any kind of report; deterministic, never fails on a hand-edited dump.
+
+    Every text that came from the program or the dump (names, labels, code lines) is
+    printed with control characters escaped (see :func:`printable`).
+    """
+    report = _printable_report(report)
     names = _Names(report)
     lines: list[str] = [_header(report, names)]
     if report.summary:
         lines.append(report.summary)
     lines.append(_origin(report))
+    lines.extend(f"Note: {note}" for note in report.notes)
 
     if report.kind == "lock-order" or (report.order_cycles and not report.cycles):
         lines.extend(_order_section(report, names))
@@ -93,19 +103,34 @@ def _header(report: Report, names: _Names) -> str:
             return "DEADLOCK"
         return f"DEADLOCK: {count} threads{cycles} are waiting for each other"
     if report.kind == "lock-order":
+        if report.rule and not any(is_order_cycle(cycle) for cycle in report.order_cycles):
+            return "LOCK ORDER RULE BROKEN: a lock was taken against the declared order"
         return "POTENTIAL DEADLOCK (lock order): locks are taken in orders that can deadlock"
     if report.kind == "hang":
-        waiting = [t for t in report.threads if t.is_blocked]
+        waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "HANG"
         threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
         return f"HANG: {threads} been blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
-    return (
+    text = (
         f"SNAPSHOT: {_plural(len(report.threads), 'thread')}, "
         f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if t.is_blocked), 'thread')} waiting"
     )
+    if report.cycles:
+        deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
+        text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
+    return text
+
+
+def hung_threads(report: Report) -> list[ThreadInfo]:
+    """The threads a hang report is about: those marked hung, else every blocked thread.
+
+    Other threads may be blocked too, for less than the hang timeout: they are not the hang.
+    """
+    marked = [t for t in report.threads if t.role not in (None, "bystander", "cycle")]
+    return marked or [t for t in report.threads if t.is_blocked]
 
 
 def _origin(report: Report) -> str:
@@ -135,23 +160,23 @@ def _cycle_line(cycle: Iterable[CycleStep], names: _Names) -> str:
 def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list[ThreadInfo]]:
     """Threads to show in full (the cycle, or whoever hangs), bystanders, and the rest."""
     by_id = {t.id: t for t in report.threads}
-    focus_ids: list[int] = []
+    focus_ids: dict[int, None] = {}  # an ordered set: dumps may list thousands of threads
     for cycle in report.cycles:
         for step in cycle:
-            if step.thread in by_id and step.thread not in focus_ids:
-                focus_ids.append(step.thread)
+            if step.thread in by_id:
+                focus_ids.setdefault(step.thread)
     for thread in report.threads:
-        if thread.role not in (None, "bystander") and thread.id not in focus_ids:
-            focus_ids.append(thread.id)
+        if thread.role not in (None, "bystander"):
+            focus_ids.setdefault(thread.id)
     if report.kind == "hang" and not focus_ids:
-        focus_ids = [t.id for t in report.threads if t.is_blocked]
+        focus_ids = dict.fromkeys(t.id for t in report.threads if t.is_blocked)
     if report.kind == "hang":
         # Whoever holds what a hung thread waits for is why it hangs: its stack matters too.
         owners = {lock.id: lock.owner for lock in report.locks}
         for ident in list(focus_ids):
             owner = owners.get(by_id[ident].waiting_for or "")
-            if owner is not None and owner in by_id and owner not in focus_ids:
-                focus_ids.append(owner)
+            if owner is not None and owner in by_id:
+                focus_ids.setdefault(owner)
     focus = [by_id[i] for i in focus_ids]
     bystanders = [t for t in report.threads if t.role == "bystander" and t.id not in focus_ids]
     others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]
@@ -175,7 +200,8 @@ def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str
     for lock_id in thread.holding:
         lines.append("  holds " + _held_lock(thread, lock_id, names))
     if not thread.holding:
-        lines.append("  holds no lockwatch lock")
+        attached = report.source is not None and report.source.startswith("attach")
+        lines.append("  holds no lock lockwatch could find" if attached else "  holds no lockwatch lock")
     lines.extend("  " + line for line in _waiting(thread, names))
     if report.victim is not None and report.victim == thread.id:
         lines.append("  chosen as the victim: its blocked acquire() raises lockwatch.DeadlockError")
@@ -192,6 +218,9 @@ def _held_lock(thread: ThreadInfo, lock_id: str, names: _Names) -> str:
     info = names.locks.get(lock_id)
     if info is not None and info.kind == "RLock" and info.owner == thread.id and info.count > 1:
         text += f" ({info.count} times)"
+    how = thread.inferred.get(lock_id)
+    if how is not None:
+        return f"{text} (inferred: {how})"
     taken = thread.acquired_at.get(lock_id)
     if taken is not None:
         return f"{text}, taken at {_where(taken)}"
@@ -206,10 +235,12 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
         if thread.waiting_seconds is not None:
             text += f" for {format_seconds(thread.waiting_seconds)}"
         owner = names.owner_of(thread.waiting_for)
-        if owner is not None:
-            text += f", held by {names.thread(owner)}"
         info = names.locks.get(thread.waiting_for)
+        if owner is not None:
+            text += f", held by {names.thread(owner)}" + (" (inferred)" if info is not None and info.inferred else "")
         lines = [text]
+        if thread.waiting_inferred:
+            lines.append(f"  (inferred: {thread.waiting_inferred})")
         if info is not None and info.site is not None:
             lines.append(f"  (that lock was created at {_where(info.site)})")
         return lines
@@ -236,7 +267,7 @@ def format_stack(stack: Iterable[Frame]) -> list[str]:
 def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
     text = f'"{thread.name}" (id {thread.id})'
     if thread.stack:
-        text += f" at {_where(user_frames(thread.stack)[-1])}"
+        text += f" at {_where(_program_line(thread.stack))}"
     if thread.holding:
         text += "; holds " + ", ".join(names.lock(lock_id, word=False) for lock_id in thread.holding)
     waiting = _waiting(thread, names)
@@ -245,20 +276,49 @@ def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
     return text
 
 
+def _program_line(stack: Iterable[Frame]) -> Frame:
+    """Where a thread is in the program: its innermost frame outside threading's own code
+    (a thread in ``join()`` or ``Event.wait()`` is at the line that called it)."""
+    frames = user_frames(stack)
+    for frame in reversed(frames):
+        if os.path.basename(frame.file.replace("\\", "/").replace("/", os.sep)) != "threading.py":
+            return frame
+    return frames[-1]
+
+
+def is_order_cycle(edges: Sequence[OrderEdge]) -> bool:
+    """Whether these order edges close a loop (each ``to`` is the next ``from``, the last back to the first).
+
+    A broken declared order is one edge taken against a rule: no loop, and no cycle to draw.
+    """
+    return bool(edges) and all(edges[i].to == edges[(i + 1) % len(edges)].from_ for i in range(len(edges)))
+
+
+def rule_text(rule: str) -> str:
+    """The broken rule without a leading "declared order:" (the headline already says so)."""
+    prefix = "declared order: "
+    return rule[len(prefix):] if rule.startswith(prefix) else rule
+
+
 def _order_section(report: Report, names: _Names) -> list[str]:
     lines: list[str] = []
     if report.rule:
         lines.append("")
-        lines.append(f"Declared lock order broken: {report.rule}")
-    for number, cycle in enumerate(report.order_cycles, 1):
-        edges = list(cycle)
+        lines.append(f"Declared lock order broken: {rule_text(report.rule)}")
+    cycles = [list(cycle) for cycle in report.order_cycles if is_order_cycle(cycle)]
+    for number, edges in enumerate(cycles, 1):
         lines.append("")
         chain = " -> ".join(names.order_lock(e.from_, e.from_label) for e in edges)
-        if edges:
-            chain += " -> " + names.order_lock(edges[0].from_, edges[0].from_label)
-        title = "Lock-order cycle" if len(report.order_cycles) == 1 else f"Lock-order cycle {number}"
+        chain += " -> " + names.order_lock(edges[0].from_, edges[0].from_label)
+        title = "Lock-order cycle" if len(cycles) == 1 else f"Lock-order cycle {number}"
         lines.append(f"{title}: {chain}")
         for edge in edges:
+            lines.extend("  " + line for line in _order_edge(edge, names))
+    against = [edge for cycle in report.order_cycles if not is_order_cycle(cycle) for edge in cycle]
+    if against:
+        lines.append("")
+        lines.append("Taken against it:" if report.rule else "Lock orders:")
+        for edge in against:
             lines.extend("  " + line for line in _order_edge(edge, names))
     if report.single_thread:
         lines.append("")
@@ -291,8 +351,115 @@ def _where(frame: Frame) -> str:
 
 def format_seconds(value: float) -> str:
     """``750 ms`` or ``1.5 s``: how reports say how long something has waited."""
-    return f"{value:.1f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+    # 0.9996 s is "1.0 s", not "1000 ms".
+    return f"{value:.1f} s" if value >= 0.9995 else f"{value * 1000:.0f} ms"
 
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# --- text from outside, made safe for a terminal ----------------------------------------------
+
+# Unicode categories never printed as they are: controls (ESC starts terminal sequences,
+# OSC 52 writes the clipboard), format characters (bidi overrides reorder what is shown),
+# line and paragraph separators, lone surrogates (which no terminal encoding can write), and
+# unassigned code points (U+FFFE and U+FFFF among them, which XML forbids).
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters shown as escapes (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if unicodedata.category(char) in _UNPRINTABLE:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _printable_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, tuple):
+        return tuple(_printable_value(item) for item in value)
+    if isinstance(value, dict):
+        return {_printable_value(key): _printable_value(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(
+            value, **{f.name: _printable_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        )
+    return value
+
+
+def _printable_report(report: Report) -> Report:
+    result: Report = _printable_value(report)
+    return result
+
+
+# --- a directory of dumps ---------------------------------------------------------------------
+
+#: Longest summary shown per dump in a directory listing.
+_LISTING_SUMMARY = 110
+
+Listed = Sequence[tuple[str, Report | str]]
+
+
+def format_listing(directory: str, entries: Listed) -> str:
+    """The dumps in a directory, grouped by the process that wrote them, oldest first.
+
+    ``entries`` are (path, report) pairs, or (path, why it is not a dump).
+    """
+    reports = [(path, report) for path, report in entries if isinstance(report, Report)]
+    others = [(path, why) for path, why in entries if isinstance(why, str)]
+    groups: dict[tuple[Any, ...], list[tuple[str, Report]]] = {}
+    for path, report in sorted(reports, key=lambda item: (_moment(item[1].created), item[0])):
+        groups.setdefault((report.pid, report.argv, report.python), []).append((path, report))
+    where = printable(directory)
+    if not reports:
+        lines = [f"{where}: no lockwatch dumps"]
+    else:
+        processes = "1 process" if len(groups) == 1 else f"{len(groups)} processes"
+        lines = [f"{where}: {_plural(len(reports), 'dump')} from {processes}"]
+    for (pid, argv, python), members in groups.items():
+        command = printable(" ".join(argv)) if argv else "?"
+        lines.append("")
+        lines.append(f"Process {pid} ({command}; Python {printable(python)}): {_plural(len(members), 'dump')}")
+        for path, report in members:
+            lines.append(f"  {_local_time(report.created)}  {report.kind:<10}  {printable(os.path.basename(path))}")
+            if report.summary:
+                summary = printable(" ".join(report.summary.split()))
+                if len(summary) > _LISTING_SUMMARY:
+                    summary = summary[: _LISTING_SUMMARY - 3].rstrip() + "..."
+                lines.append(f"      {summary}")
+    if others:
+        lines.append("")
+        lines.append("Not lockwatch dumps:")
+        for path, why in others:
+            lines.append(f"  {printable(os.path.basename(path))}: {printable(why)}")
+    if reports:
+        lines.append("")
+        lines.append(f"Show one with: lockwatch show {where.rstrip(os.sep)}{os.sep}FILE.json")
+    return "\n".join(lines) + "\n"
+
+
+def _moment(created: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(created).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return float("inf")
+
+
+def _local_time(created: str) -> str:
+    """``2026-11-25 16:20:48`` in local time; the dump's own text if it is not a time."""
+    try:
+        moment = datetime.datetime.fromisoformat(created)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone()
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError):
+        return printable(created)[:19].ljust(19)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import inspect
+import functools
+import linecache
 import os
 import sys
 import threading
@@ -19,8 +20,9 @@ import traceback
 import types
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import get_ident, start_new_thread
+from collections.abc import Callable
 from time import monotonic, sleep
-from typing import Any, Callable
+from typing import Any
 
 from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
@@ -45,13 +47,17 @@ def _untimed_condition_wait_lines() -> frozenset[int] | None:
     """Lines of Condition.wait that block without a timeout (``waiter.acquire()``).
 
     A timed Condition wait (``Event.wait(1.0)`` in a polling loop) ends by itself
-    and is no hang; where the source cannot be read, every wait counts.
+    and is no hang; where the source cannot be read, every wait counts. Read
+    with linecache and the code's own line table (``inspect`` costs start-up time).
     """
+    code = threading.Condition.wait.__code__
     try:
-        lines, start = inspect.getsourcelines(threading.Condition.wait)
-    except (OSError, TypeError):  # pragma: no cover - stdlib source missing
+        lines = {line for _start, _end, line in code.co_lines() if line}
+        found = frozenset(
+            line for line in lines if linecache.getline(code.co_filename, line).strip() == "waiter.acquire()"
+        )
+    except Exception:  # noqa: BLE001  (pragma: no cover - stdlib source missing)
         return None
-    found = frozenset(start + index for index, line in enumerate(lines) if line.strip() == "waiter.acquire()")
     return found or None
 
 
@@ -70,7 +76,7 @@ def _say_once(key: str, message: str) -> None:
     try:
         sys.stderr.write(f"lockwatch: {message}\n")
         sys.stderr.flush()
-    except Exception:  # stderr closed or broken: nothing sensible left to do
+    except Exception:  # noqa: BLE001  (stderr closed or broken: nothing sensible left to do)
         pass
 
 
@@ -204,9 +210,15 @@ class _Watchdog:
                     if monotonic() - order_finding.found_at < self.signal_grace() and not self.stopping:
                         # A lock taken by one thread and released by another (a readers-writer
                         # lock's resource lock) shows it only at that release: wait for it a moment.
+                        # Its locks are named now, while the objects holding them live.
+                        self._guarded(functools.partial(_order.prepare_labels, order_finding))
                         held_back.append(finding)
                         continue
-                    self._guarded(lambda: self._present_order(order_finding))
+                    self._guarded(functools.partial(self._present_order, order_finding))
+                elif kind == "declared-labels":
+                    # Unnamed locks nested for the first time while a declared order is in force:
+                    # lockwatch's labels may be the names it declares (see _order.check_declared_labels).
+                    self._guarded(functools.partial(self._present_declared, *finding[1:]))
                 elif kind == "internal-error":
                     _what, exc = finding[1], finding[2]
                     _say_once(
@@ -222,6 +234,11 @@ class _Watchdog:
     def signal_grace(self) -> float:
         """How long a lock-order finding is held back before it is presented."""
         return min(max(self.config.interval, 0.2), 1.0)
+
+    def _present_declared(self, before_ref: Any, lock_ref: Any) -> None:
+        order_finding = _order.check_declared_labels(before_ref, lock_ref)
+        if order_finding is not None:
+            self._present_order(order_finding)
 
     def _present_order(self, finding: _order.Finding) -> None:
         try:
@@ -675,6 +692,11 @@ def _at_exit() -> None:
     # watchdog kept watching them until now; present what is pending, then stop
     # it before the interpreter freezes daemon threads.
     flush(1.0)
+    unmatched = _order.unmatched_declared_names() if _order._policy != "off" else []
+    if unmatched:
+        names = ", ".join(f'"{name}"' for name in unmatched)
+        _say_once("declared-unmatched", f"declared_order names {names}, but no lock was ever called that "
+                  "(by name=, or by an attribute or global holding it, like Account.lock)")
     watchdog = _watchdog
     if watchdog is not None:
         watchdog.stop(timeout=1.0)

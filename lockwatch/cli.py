@@ -8,7 +8,8 @@ Exit statuses (also in ``lockwatch --help``):
 2     usage error: unknown option, bad option value, missing script or module
 3     bad input file: missing, unreadable, not JSON, not a lockwatch dump or baseline, newer format
 4     cannot write the output: unwritable path, or Graphviz missing or failing for an image
-5     ``dump``: the process does not exist, is not ours, is not running lockwatch, or did not answer
+5     ``dump``: the process does not exist, is not ours, cannot be attached to (or is not running lockwatch
+      with --no-attach), or did not answer
 86    ``run --on-deadlock exit``: a deadlock was found, reported, and the process ended
 130   ``run``: the program was interrupted (KeyboardInterrupt), as a shell reports for python
 ====  ======================================================================
@@ -20,7 +21,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -50,7 +52,7 @@ Exit statuses:
   {EXIT_USAGE:<4} usage error: unknown option, bad value, missing script or module
   {EXIT_BAD_INPUT:<4} bad input file: missing, not JSON, not a lockwatch dump, newer format
   {EXIT_CANNOT_WRITE:<4} cannot write the output (or Graphviz missing for an image format)
-  {EXIT_PROCESS:<4} dump: no such process, not ours, not under lockwatch, no answer
+  {EXIT_PROCESS:<4} dump: no such process, not ours, cannot attach, no answer
   {EXIT_DEADLOCK:<4} run --on-deadlock exit: a deadlock was found and the process ended
   {EXIT_INTERRUPTED:<4} run: the program was interrupted (KeyboardInterrupt)
 """
@@ -61,7 +63,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares a class default; each error has its own
 
     def show(self, file: Any = None) -> None:
         _error(self.format_message())
@@ -78,12 +80,12 @@ def _one_line(text: str) -> str:
 class _Group(click.Group):
     """The command group; it presents every error as one ``lockwatch: error:`` line."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, *extra_args: Any,
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, *extra_args, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(args, prog_name or "lockwatch", *extra_args, standalone_mode=False, **extra)
+            result = super().main(args, prog_name or "lockwatch", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.format_message())
             sys.exit(EXIT_USAGE)
@@ -122,9 +124,10 @@ def cli() -> None:
     Examples:
       lockwatch run app.py --port 8080       # like `python app.py --port 8080`
       lockwatch run -m mypkg.server          # like `python -m mypkg.server`
-      lockwatch show lockwatch-dumps/deadlock-*.json
+      lockwatch show lockwatch-dumps/deadlock-*.json   # every deadlock dump, one after the other
+      lockwatch show lockwatch-dumps/                  # the dumps there, grouped by process
       lockwatch render lockwatch-dumps/deadlock-20260101-120000-4242-1.json -o deadlock.png
-      lockwatch dump 4242                    # snapshot of a process running under lockwatch
+      lockwatch dump 4242                    # snapshot of a live process: who holds, who waits
     """
 
 
@@ -322,6 +325,10 @@ def _finish_baseline(path: str, status: int) -> int:
 
 # --- render and show ---------------------------------------------------------------------------
 
+#: Seconds ``render`` may spend building the picture of one dump: a huge (or crafted) dump
+#: must not keep the command busy for minutes. Graphviz itself has its own limit.
+RENDER_TIME_LIMIT = 20.0
+
 
 def _load(path: str) -> lockwatch.Report:
     from lockwatch import _dump
@@ -332,32 +339,90 @@ def _load(path: str) -> lockwatch.Report:
         raise CliError(str(exc), EXIT_BAD_INPUT) from None
 
 
+class _TooSlow(Exception):
+    """Raised by the alarm when drawing a dump takes longer than RENDER_TIME_LIMIT."""
+
+
+def _time_bounded(work: Any, what: str, report: lockwatch.Report) -> Any:
+    """Run ``work()``; give up with a one-line error (status 3) after RENDER_TIME_LIMIT seconds.
+
+    Uses SIGALRM, so only in the main thread of a platform that has it (the CLI's case).
+    """
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return work()
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise _TooSlow
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, RENDER_TIME_LIMIT)
+    try:
+        return work()
+    except _TooSlow:
+        raise CliError(
+            f"{what}: drawing it took more than {RENDER_TIME_LIMIT:g} s ({len(report.threads)} threads, "
+            f"{len(report.locks)} locks); it is too large to draw: read it with 'lockwatch show'",
+            EXIT_BAD_INPUT,
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _newest(paths: Sequence[str], reports: Sequence[lockwatch.Report]) -> int:
+    """The index of the newest dump: by the time it was written, then by file modification time."""
+    import datetime
+
+    def moment(index: int) -> tuple[float, float]:
+        try:
+            created = datetime.datetime.fromisoformat(reports[index].created).timestamp()
+        except (TypeError, ValueError, OverflowError):
+            created = float("-inf")
+        try:
+            modified = os.path.getmtime(paths[index])
+        except OSError:
+            modified = float("-inf")
+        return created, modified
+
+    return max(range(len(paths)), key=moment)
+
+
 @cli.command()
-@click.argument("dump", metavar="DUMP.json")
+@click.argument("dumps", metavar="DUMP.json...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUT",
-              help="Where to write the picture (default: next to the dump, with the format's suffix).")
+              help="Where to write the picture: a file, '-' for stdout, or a directory (one picture per dump). "
+              "Default: next to each dump, with the format's suffix.")
 @click.option("-f", "--format", "fmt", type=click.Choice(("svg", "png", "pdf", "dot")),
               help="Output format (default: from OUT's suffix, else svg). Only dot works without Graphviz.")
-def render(dump: str, output: str | None, fmt: str | None) -> None:
-    """Draw a dump as a picture of who holds and who waits.
+def render(dumps: tuple[str, ...], output: str | None, fmt: str | None) -> None:
+    """Draw dumps as pictures of who holds and who waits.
 
     Threads are boxes, locks are ellipses; "waits for" edges are dashed,
     "held by" edges solid, the deadlock (or lock-order) cycle is red, and
     threads outside it are grey. In an SVG, hover over a thread to see its
     stack. svg, png and pdf need Graphviz's `dot` program; dot (the Graphviz
-    source) always works. Prints the path written.
+    source) always works. Prints the paths written.
+
+    Several dumps (a shell glob) are drawn each next to its dump, or each
+    into the directory given with -o DIR; with -o FILE (or -o -) only the
+    newest is drawn, and lockwatch says which.
 
     \b
     Examples:
       lockwatch render deadlock-20260101-120000-4242-1.json            # -> .svg beside it
       lockwatch render deadlock-20260101-120000-4242-1.json -o cycle.png
+      lockwatch render lockwatch-dumps/snapshot-*.json -o hung.png     # the newest snapshot
+      lockwatch render lockwatch-dumps/*.json -f png -o pictures/      # every dump, into pictures/
       lockwatch render deadlock-20260101-120000-4242-1.json -f dot -o - | less
     """
     from lockwatch import _render
 
-    report = _load(dump)
+    into_directory = output is not None and output != "-" and os.path.isdir(output)
     if fmt is None:
-        if output is not None and output != "-":
+        if output is not None and output != "-" and not into_directory:
             suffix = os.path.splitext(output)[1].lower().lstrip(".")
             if suffix not in _render.FORMATS:
                 raise click.UsageError(
@@ -366,18 +431,32 @@ def render(dump: str, output: str | None, fmt: str | None) -> None:
             fmt = suffix
         else:
             fmt = "svg"
-    if output == "-":
-        _render_to_stdout(report, fmt)
-        return
-    if output is None:
-        output = os.path.splitext(dump)[0] + "." + fmt
-    if os.path.exists(output) and os.path.samefile(output, dump):
-        raise CliError(f"refusing to overwrite the dump {dump} with the picture: choose another -o", EXIT_CANNOT_WRITE)
-    try:
-        written = _render.render(report, output, fmt)
-    except RenderError as exc:
-        raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
-    click.echo(written)
+    reports = [_load(dump) for dump in dumps]
+    if len(dumps) > 1 and output is not None and not into_directory:
+        chosen = _newest(dumps, reports)
+        click.echo(
+            f"lockwatch: {len(dumps)} dumps given and one output: drawing the newest, {dumps[chosen]} "
+            f"(-o DIR draws each one)",
+            err=True,
+        )
+        dumps, reports = (dumps[chosen],), [reports[chosen]]
+    for dump, report in zip(dumps, reports, strict=True):
+        if output == "-":
+            _time_bounded(lambda report=report: _render_to_stdout(report, fmt), dump, report)
+            continue
+        if output is None:
+            target = os.path.splitext(dump)[0] + "." + fmt
+        elif into_directory:
+            target = os.path.join(output, os.path.splitext(os.path.basename(dump))[0] + "." + fmt)
+        else:
+            target = output
+        if os.path.exists(target) and os.path.samefile(target, dump):
+            raise CliError(f"refusing to overwrite the dump {dump} with the picture: choose another -o", EXIT_CANNOT_WRITE)
+        try:
+            written = _time_bounded(lambda report=report, target=target: _render.render(report, target, fmt), dump, report)
+        except RenderError as exc:
+            raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
+        click.echo(written)
 
 
 def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
@@ -388,55 +467,111 @@ def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
         data = source.encode("utf-8") if fmt == "dot" else _render.run_dot(source, fmt)
     except RenderError as exc:
         raise CliError(str(exc), EXIT_CANNOT_WRITE) from None
-    stream = click.get_binary_stream("stdout")
+    stream = sys.stdout.buffer
     stream.write(data)
     stream.flush()
 
 
-@cli.command(short_help="Print a dump as a text report.")
-@click.argument("dump", metavar="DUMP.json")
-def show(dump: str) -> None:
+@cli.command(short_help="Print dumps as text reports, or list a directory's dumps.")
+@click.argument("dumps", metavar="DUMP.json|DIR...", nargs=-1, required=True)
+@click.pass_context
+def show(ctx: click.Context, dumps: tuple[str, ...]) -> None:
     """Print a dump as the text report lockwatch prints when it finds something.
 
     The summary comes first (the deadlock cycle: which thread waits for which
     lock held by whom), then every involved thread's stack with the blocking
     line marked, the locks it holds and where they were taken, then the other
     threads. Works on any dump (deadlock, hang, lock-order, snapshot), on any
-    machine.
+    machine. Several dumps are shown one after the other, each under a
+    "==> FILE <==" line. A directory lists its dumps, grouped by process
+    (with --children, each process writes its own).
+
+    Text that came from the dump (names, code lines) is printed with control
+    characters escaped: a dump cannot move your cursor or write your clipboard.
 
     \b
     Examples:
       lockwatch show lockwatch-dumps/deadlock-20260101-120000-4242-1.json
-      lockwatch show snapshot-20260101-120500-4242-1.json | less
+      lockwatch show lockwatch-dumps/deadlock-*.json | less
+      lockwatch show lockwatch-dumps/                  # which process wrote what, and when
     """
     from lockwatch import _text
 
-    report = _load(dump)
-    click.echo(_text.format_report(report), nl=False)
+    failed = False
+    for index, path in enumerate(dumps):
+        if os.path.isdir(path):
+            text = _text.format_listing(path, _read_directory(path))
+        else:
+            try:
+                text = _text.format_report(_load(path))
+            except CliError as exc:
+                exc.show()
+                failed = True
+                continue
+        if len(dumps) > 1:
+            click.echo(("\n" if index else "") + f"==> {_text.printable(path)} <==")
+        click.echo(text, nl=False)
+    if failed:
+        ctx.exit(EXIT_BAD_INPUT)
+
+
+def _read_directory(directory: str) -> list[tuple[str, lockwatch.Report | str]]:
+    """Every ``*.json`` file in ``directory`` with its report, or why it is not one."""
+    from lockwatch import _dump
+
+    try:
+        names = sorted(name for name in os.listdir(directory) if name.endswith(".json"))
+    except OSError as exc:
+        raise CliError(f"{directory}: cannot list it: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    found: list[tuple[str, lockwatch.Report | str]] = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            found.append((path, _dump.load_dump(path)))
+        except DumpError as exc:
+            found.append((path, str(exc).replace(f"{path}: ", "", 1)))
+    return found
 
 
 # --- dump ----------------------------------------------------------------------------------------
 
 
-@cli.command("dump", short_help="Ask a process running under lockwatch for a snapshot.")
+@cli.command("dump", short_help="Snapshot a live Python process: who holds which lock, who waits, the cycle.")
 @click.argument("pid", type=int)
+@click.option("--dump-dir", metavar="DIR",
+              help="Where an attach-mode snapshot is written (default ./lockwatch-dumps). A process running "
+                   "under lockwatch writes its snapshot to its own dump directory.")
+@click.option("--attach/--no-attach", "attach", default=None,
+              help="--attach: attach with gdb even to a process running under lockwatch. --no-attach: only ask a "
+                   "process running under lockwatch (by signal), never attach. Default: signal if it runs "
+                   "lockwatch, else attach.")
 @click.option("--timeout", metavar="S", type=float, default=DUMP_TIMEOUT, show_default=True,
-              help="Seconds to wait for the process to write the snapshot.")
+              help="Seconds to wait for the snapshot (attach mode: for the GIL, once gdb has attached).")
 @click.option("--show", "show_report", is_flag=True, help="Also print the snapshot as a text report.")
-def dump_command(pid: int, timeout: float, show_report: bool) -> None:
-    """Ask a process running under lockwatch for a snapshot, and print its path.
+def dump_command(pid: int, dump_dir: str | None, attach: bool | None, timeout: float, show_report: bool) -> None:
+    """Snapshot a live Python process, and print the dump's path.
 
-    Sends the process SIGUSR1; its watchdog writes a snapshot dump (every
+    A process running under lockwatch (`lockwatch run`, lockwatch.patch())
+    is asked with SIGUSR1: its watchdog writes an exact snapshot (every
     thread's stack, every held and awaited lock) to its dump directory while
-    the process goes on -- or stays hung. Works only for processes started
-    with `lockwatch run` (or lockwatch.patch()) by the same user, with
-    signals on (no --no-signal). The main thread must be running Python code
-    or waiting on a lock for the signal to be handled.
+    the process goes on -- or stays hung.
+
+    Any other CPython 3.10-3.13 process is attached to with gdb (Linux,
+    ptrace allowed, same user or root): a small routine injected into it reads
+    every thread's stack and the locks its with/acquire lines name, then gdb
+    detaches and the process continues exactly where it was. RLock owners are
+    exact; a plain Lock's holder is inferred from the with blocks and acquire()
+    calls still active in the threads' frames, and marked "inferred". The
+    wait-for cycle, if any, is found as for instrumented processes. If C code
+    holds the GIL and never lets go, the dump has stacks only (py-spy, when
+    installed, else gdb's C stacks) and says so. docs/attach.md has the details
+    and the risks.
 
     \b
     Examples:
       lockwatch dump 4242
       lockwatch dump 4242 --show                 # and print who holds and who waits
+      lockwatch dump 4242 --attach --dump-dir /tmp/dumps
       lockwatch render "$(lockwatch dump 4242)"  # picture of the hung process
     """
     from lockwatch import _signals
@@ -445,9 +580,7 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         raise click.BadParameter(f"must be a positive number of seconds, not {timeout}", param_hint="'--timeout'")
     if pid <= 0:
         raise click.BadParameter(f"must be a positive process id, not {pid}", param_hint="'PID'")
-    signal_number = _signals.SNAPSHOT_SIGNAL
-    if signal_number is None:
-        raise CliError("snapshots need SIGUSR1, which this platform does not have", EXIT_PROCESS)
+    directory = _setting("dump_dir", "--dump-dir", dump_dir)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -457,13 +590,59 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
             f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS
         ) from None
     registration = _signals.registration_path(pid)
-    registered = _registry_read(_signals.read_json, registration)
-    if registered is None:
-        raise CliError(
-            f"process {pid} is not running under lockwatch (no {registration}); start it with "
-            f"`lockwatch run SCRIPT` (without --no-signal) to take snapshots",
-            EXIT_PROCESS,
-        )
+    registered = _registry_read(_signals.read_json, registration) if _signals.SNAPSHOT_SIGNAL is not None else None
+    if attach or (attach is None and registered is None):
+        path = _attach_dump(pid, directory, timeout)
+    else:
+        if registered is None:
+            raise CliError(
+                f"process {pid} is not running under lockwatch (no {registration}); drop --no-attach to attach "
+                f"to it with gdb, or start it with `lockwatch run SCRIPT` (without --no-signal)",
+                EXIT_PROCESS,
+            )
+        if directory is not None:
+            click.echo(f"lockwatch: --dump-dir is ignored: process {pid} writes its snapshot to its own dump "
+                       f"directory (use --attach to write one into {directory})", err=True)
+        path = _signal_dump(pid, registration, registered, timeout)
+    click.echo(path)
+    if show_report:
+        from lockwatch import _text
+
+        click.echo(_text.format_report(_load(path)), nl=False)
+
+
+def _attach_dump(pid: int, dump_dir: str | None, timeout: float) -> str:
+    """Attach with gdb, build the snapshot, write it into the dump directory; returns the JSON path."""
+    from lockwatch import _attach, _dump
+    from lockwatch._errors import AttachError
+
+    try:
+        config = _config.resolve({"dump_dir": dump_dir}, explicit_source="command line")
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        report = _attach.snapshot(pid, timeout=timeout)
+    except AttachError as exc:
+        raise CliError(str(exc), EXIT_PROCESS) from None
+    if report.source == "attach-stacks":
+        _error_note(report.summary)
+    try:
+        paths = _dump.write_report(report, config.dump_dir)
+    except OSError as exc:
+        raise CliError(str(exc.strerror or exc), EXIT_CANNOT_WRITE) from None
+    return paths[0]
+
+
+def _error_note(message: str) -> None:
+    click.echo(f"lockwatch: {message}", err=True)
+
+
+def _signal_dump(pid: int, registration: str, registered: dict[str, Any], timeout: float) -> str:
+    """Ask a process running under lockwatch for a snapshot (SIGUSR1); returns the JSON path it wrote."""
+    from lockwatch import _signals
+
+    signal_number = _signals.SNAPSHOT_SIGNAL
+    assert signal_number is not None
     _check_not_reused(pid, registration, registered)
     last = _signals.last_snapshot_path(pid)
     before = _file_state(last)
@@ -473,12 +652,7 @@ def dump_command(pid: int, timeout: float, show_report: bool) -> None:
         raise CliError(f"process {pid} ended before it could be asked", EXIT_PROCESS) from None
     except PermissionError:
         raise CliError(f"process {pid} belongs to another user: run `lockwatch dump` as that user", EXIT_PROCESS) from None
-    path = _wait_for_snapshot(pid, signal_number, last, before, timeout)
-    click.echo(path)
-    if show_report:
-        from lockwatch import _text
-
-        click.echo(_text.format_report(_load(path)), nl=False)
+    return _wait_for_snapshot(pid, signal_number, last, before, timeout)
 
 
 def _check_not_reused(pid: int, registration: str, contents: dict[str, Any]) -> None:

@@ -36,7 +36,8 @@ import tempfile
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -54,6 +55,9 @@ DEFAULT_DUMP_DIR = "lockwatch-dumps"
 
 #: The settings exposed as --lockwatch-NAME options, lockwatch_NAME ini keys and marker keywords.
 SETTINGS = ("interval", "order", "dump_dir", "hang_timeout")
+
+#: Report kinds a test can wait for with the fixture (a snapshot is asked for from outside, never a finding).
+_KINDS = ("deadlock", "lock-order", "hang")
 
 #: Report kinds that fail the test they happen in (lock-order ones depend on ``order``).
 FAILING_KINDS = ("deadlock", "hang")
@@ -248,6 +252,8 @@ class LockwatchReports:
 
     def wait_for(self, kind: str = "deadlock", timeout: float = 5.0) -> Report:
         """The first report of ``kind``, waiting up to ``timeout`` s for the watchdog to find it."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown report kind {kind!r}: wait for one of {', '.join(map(repr, _KINDS))}")
         deadline = time.monotonic() + timeout
         while True:
             found = self.of_kind(kind)
@@ -326,6 +332,9 @@ class LockwatchSession:
         self.adopted: list[str] = []
         self.raw_locks: list[str] | None = None
         self.census_error: str | None = None
+        # True while a test phase runs: subtest reports made then leave the findings to the phase's report.
+        self.in_phase = False
+        self.previous_excepthook: Any = None
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -363,6 +372,10 @@ class LockwatchSession:
         if self.previous_print is not None:
             _events.print_to_stderr = self.previous_print
             self.previous_print = None
+        if self.previous_excepthook is not None:
+            if threading.excepthook == self._thread_excepthook:
+                threading.excepthook = self.previous_excepthook
+            self.previous_excepthook = None
         if self.owns_shared_dir and self.shared_dir:
             shutil.rmtree(self.shared_dir, ignore_errors=True)
             self.owns_shared_dir = False
@@ -384,13 +397,31 @@ class LockwatchSession:
 
     # --- session ---------------------------------------------------------------------
 
+    def _thread_excepthook(self, args: Any) -> None:
+        """Keep a broken deadlock's DeadlockError out of pytest's unhandled-thread-exception warning.
+
+        lockwatch raised it on purpose, after reporting the deadlock: the test already
+        fails with the full report (or hands it to the ``lockwatch`` fixture), so a
+        second account of it, with lockwatch's frames, is noise. Anything else goes on.
+        """
+        from lockwatch._errors import DeadlockError
+
+        if isinstance(args.exc_value, DeadlockError) and args.exc_value.report is not None:
+            return
+        previous = self.previous_excepthook or threading.__excepthook__
+        previous(args)
+
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        # After pytest's own thread-exception plugin has installed its hook: ours goes in front of it.
+        if self.previous_excepthook is None and self.role != "controller":
+            self.previous_excepthook = threading.excepthook
+            threading.excepthook = self._thread_excepthook
         if hasattr(config, "workerinput"):
             self.role = "worker"
-            shared = config.workerinput.get(SHARED_DIR_KEY)  # type: ignore[attr-defined]
+            shared = config.workerinput.get(SHARED_DIR_KEY)
             if shared:
-                self.shared = _SharedOrders(shared, config.workerinput["workerid"])  # type: ignore[attr-defined]
+                self.shared = _SharedOrders(shared, config.workerinput["workerid"])
         elif getattr(config.option, "dist", "no") != "no" and getattr(config.option, "numprocesses", None):
             # The xdist controller runs no test: its workers patch themselves.
             self.role = "controller"
@@ -481,12 +512,14 @@ class LockwatchSession:
         from lockwatch._errors import LockOrderWarning
 
         _order.set_test_name(item.nodeid)
+        self.in_phase = True
         try:
             with warnings.catch_warnings():
                 # The checker's own warning is replaced by the plugin's verdict (see makereport).
                 warnings.filterwarnings("ignore", category=LockOrderWarning)
                 return (yield)
         finally:
+            self.in_phase = False
             _order.set_test_name(None)
 
     def _apply_marker(self, item: pytest.Item) -> str | None:
@@ -516,6 +549,10 @@ class LockwatchSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
         report = yield
+        if self.in_phase:
+            # A subtest's report, made while the test runs (unittest subTest, pytest's subtests):
+            # a warning issued now would fall under the phase's filter, so the phase's own report judges.
+            return report
         if self.patch is not None:
             from lockwatch import _watchdog
 
@@ -695,7 +732,7 @@ def _one_line(finding: _Finding) -> str:
 _KIND_ORDER = {"deadlock": 0, "hang": 1, "lock-order": 2}
 # pytest's and pluggy's own frames say nothing about the test: left out of failure reports (not dumps).
 _RUNNER_DIRS = tuple(
-    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+    os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
     for module in (pytest, __import__("_pytest"), __import__("pluggy"))
     if getattr(module, "__file__", None)
 )
@@ -718,7 +755,7 @@ def _full_text(finding: _Finding) -> str:
 
     try:
         text = _text.format_report(_without_runner_frames(finding.report))
-    except Exception as exc:  # the summary still says what matters
+    except Exception as exc:  # noqa: BLE001 - the summary still says what matters
         text = f"{finding.report.kind.upper()}: {finding.report.summary}\n(text report failed: {exc!r})\n"
     if finding.paths:
         text += f"lockwatch: {finding.report.kind} dump written to {_dump.describe(finding.paths)}\n"
@@ -779,7 +816,7 @@ class _SharedOrders:
                         continue
 
     def _read_new(self) -> list[dict[str, Any]]:
-        entries = []
+        entries: list[dict[str, Any]] = []
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:
@@ -834,7 +871,7 @@ class _SharedOrders:
         reported_text = "\n".join(text for _where, kind, text, _paths, _verdict in summary if kind == "lock-order")
         found = []
         for cycle in nx.simple_cycles(graph, length_bound=4):
-            edges = [graph[u][v]["entry"] for u, v in zip(cycle, cycle[1:] + cycle[:1])]
+            edges = [graph[u][v]["entry"] for u, v in zip(cycle, cycle[1:] + cycle[:1], strict=True)]
             if set.intersection(*(set(map(tuple, e["gates"])) for e in edges)):
                 continue  # a common gate lock: these orders cannot interleave
             tests = sorted({e["test"] for e in edges if e["test"]})

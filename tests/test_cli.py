@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -213,6 +213,8 @@ def bad_files(tmp_path: Path, deadlock_dump: Path) -> dict[str, Path]:
 @pytest.mark.parametrize("case", ["missing", "not JSON", "not a dump", "newer", "empty", "directory"])
 def test_bad_dump_files_are_one_line_status_3(command: str, case: str, bad_files: dict[str, Path]) -> None:
     path = bad_files[case]
+    if (command, case) == ("show", "directory"):
+        return  # show lists a directory's dumps (test_show_lists_a_directory_grouped_by_process)
     line = one_error_line(invoke(command, str(path)), 3, str(path))
     if case == "newer":
         assert "newer" in line and "99" in line
@@ -220,7 +222,6 @@ def test_bad_dump_files_are_one_line_status_3(command: str, case: str, bad_files
 
 def test_render_unwritable_outputs(deadlock_dump: Path, tmp_path: Path) -> None:
     one_error_line(invoke("render", str(deadlock_dump), "-o", str(tmp_path / "no" / "dir" / "x.dot")), 4, "x.dot")
-    one_error_line(invoke("render", str(deadlock_dump), "-f", "dot", "-o", str(tmp_path)), 4)
     one_error_line(invoke("render", str(deadlock_dump), "-f", "dot", "-o", str(deadlock_dump)), 4, "overwrite")
 
 
@@ -265,7 +266,9 @@ def test_dump_process_of_another_user(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dump_process_not_running_lockwatch(plain_process: subprocess.Popen[bytes]) -> None:
-    line = one_error_line(invoke("dump", str(plain_process.pid)), 5, str(plain_process.pid), "not running under lockwatch")
+    # Without --no-attach, lockwatch would attach with gdb instead (tests/test_attach.py).
+    line = one_error_line(invoke("dump", str(plain_process.pid), "--no-attach"), 5, str(plain_process.pid),
+                          "not running under lockwatch")
     assert "lockwatch run" in line
 
 
@@ -352,3 +355,140 @@ def test_dump_a_hung_process_running_under_lockwatch(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.communicate(timeout=TIMEOUT)
+
+
+# --- several dumps, directories, and dumps nobody should trust ----------------------------------
+
+
+def _variant(source: Path, target: Path, **changes: object) -> Path:
+    data = json.loads(source.read_text())
+    data.update(changes)
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_show_several_dumps_one_after_the_other(deadlock_dump: Path, tmp_path: Path) -> None:
+    second = _variant(deadlock_dump, tmp_path / "second.json", summary="the second one")
+    result = invoke("show", str(deadlock_dump), str(second))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"==> {deadlock_dump} <==\nDEADLOCK")
+    assert f"\n\n==> {second} <==\nDEADLOCK" in result.output and "the second one" in result.output
+
+
+def test_show_goes_on_past_a_bad_dump_and_fails_at_the_end(deadlock_dump: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(cli.cli, ["show", str(bad), str(deadlock_dump)], catch_exceptions=False)
+    assert result.exit_code == 3
+    errors = [line for line in result.output.splitlines() if line.startswith("lockwatch: error:")]
+    assert len(errors) == 1 and str(bad) in errors[0]
+    assert f"==> {deadlock_dump} <==\nDEADLOCK" in result.output
+
+
+def test_show_lists_a_directory_grouped_by_process(deadlock_dump: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    shutil.copy(deadlock_dump, folder / "deadlock-a.json")
+    _variant(deadlock_dump, folder / "snapshot-b.json", kind="snapshot", summary="Snapshot requested with SIGUSR1",
+             created="2030-01-01T00:00:00+00:00")
+    _variant(deadlock_dump, folder / "deadlock-c.json", pid=4321, argv=["child.py", "--n", "2"],
+             summary="Deadlock in the \x1b[31mchild\x1b[0m")
+    (folder / "notes.json").write_text('{"hello": 1}')
+    (folder / "deadlock-a.svg").write_text("<svg/>")
+    result = invoke("show", str(folder))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{folder}: 3 dumps from 2 processes"
+    original = json.loads(deadlock_dump.read_text())
+    first = lines.index(next(line for line in lines if line.startswith(f"Process {original['pid']} (")))
+    assert lines[first].endswith("): 2 dumps")
+    assert "deadlock-a.json" in lines[first + 1] and "snapshot-b.json" in lines[first + 3]  # oldest first
+    assert lines[first + 2].startswith("      Deadlock: thread")
+    child = lines.index(f"Process 4321 (child.py --n 2; Python {original['python']}): 1 dump")
+    assert "deadlock-c.json" in lines[child + 1]
+    assert lines[child + 2] == "      Deadlock in the \\x1b[31mchild\\x1b[0m"
+    assert "Not lockwatch dumps:" in lines and any(line.startswith("  notes.json: ") for line in lines)
+    assert "svg" not in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("show", str(empty)).output == f"{empty}: no lockwatch dumps\n"
+
+
+def test_render_several_dumps_into_a_directory_or_the_newest(deadlock_dump: Path, tmp_path: Path) -> None:
+    older = _variant(deadlock_dump, tmp_path / "older.json", created="2020-01-01T00:00:00+00:00")
+    newer = _variant(deadlock_dump, tmp_path / "newer.json", created="2030-01-01T00:00:00+00:00")
+    out = tmp_path / "pictures"
+    out.mkdir()
+    result = invoke("render", str(older), str(newer), "-f", "dot", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["newer.dot", "older.dot"]
+    result = CliRunner().invoke(cli.cli, ["render", str(newer), str(older), "-o", str(tmp_path / "one.dot")])
+    assert result.exit_code == 0, result.output
+    assert f"2 dumps given and one output: drawing the newest, {newer}" in result.output
+    assert (tmp_path / "one.dot").read_text() == (out / "newer.dot").read_text()
+    result = invoke("render", str(older), str(newer), "-f", "dot")
+    assert result.output.splitlines() == [str(tmp_path / "older.dot"), str(tmp_path / "newer.dot")]
+
+
+HOSTILE_NAME = "evil\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202eexe.txt\ud800"
+
+
+def test_show_prints_escape_sequences_from_a_dump_escaped(deadlock_dump: Path, tmp_path: Path) -> None:
+    data = json.loads(deadlock_dump.read_text())
+    data["threads"][0]["name"] = HOSTILE_NAME
+    data["threads"][0]["stack"][-1]["code"] = "with lock:  # \x1b[8mhidden"
+    data["locks"][0]["label"] = "lock\r\nforged line"
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps(data))
+    result = invoke("show", str(hostile))
+    assert result.exit_code == 0, result.output
+    for raw in ("\x1b", "\x07", "\u202e", "\r"):
+        assert raw not in result.output
+    assert "evil\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\u202eexe.txt\\ud800" in result.output
+    assert "lock\\x0d\\x0aforged line" in result.output
+    assert "\nforged line" not in result.output
+
+
+@pytest.mark.parametrize("command", ["show", "render"])
+def test_a_huge_integer_in_a_dump_is_one_line_status_3(command: str, deadlock_dump: Path, tmp_path: Path) -> None:
+    text = deadlock_dump.read_text()
+    huge = tmp_path / "huge.json"
+    huge.write_text(text.replace('"pid": ', '"pid": ' + "9" * 5000 + ", \"was\": ", 1))
+    line = one_error_line(invoke(command, str(huge), *(["-f", "dot"] if command == "render" else [])), 3, str(huge))
+    assert "a number has more than 4300 digits" in line
+
+
+def test_white_space_is_not_called_empty(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.json"
+    blank.write_bytes(b" " * 100_000)
+    one_error_line(invoke("show", str(blank)), 3, "only white space (100000 bytes)")
+
+
+CRAFTED = """\
+import json, sys
+n = int(sys.argv[2])
+thread = lambda i: {"id": i, "name": f"t{i}", "daemon": False, "holding": [f"L{i}"], "waiting_for": f"L{(i+1)%n}",
+                    "waiting_seconds": 1.0, "stack": [{"file": "/a.py", "line": 1, "function": "f", "code": "x"}]}
+lock = lambda i: {"id": f"L{i}", "kind": "Lock", "name": None, "site": None, "owner": i, "count": 1,
+                  "waiters": [(i - 1) % n]}
+json.dump({"lockwatch": 1, "kind": "snapshot", "created": "2026-11-25T15:00:00+00:00", "pid": 1, "argv": ["x"],
+           "python": "3.11", "cycles": [], "order_cycles": [], "threads": [thread(i) for i in range(n)],
+           "locks": [lock(i) for i in range(n)]}, open(sys.argv[1], "w"))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_render_gives_up_on_a_dump_that_takes_too_long_to_draw(tmp_path: Path) -> None:
+    (tmp_path / "craft.py").write_text(CRAFTED)
+    subprocess.run([sys.executable, "craft.py", "big.json", "6000"], cwd=tmp_path, check=True, timeout=TIMEOUT)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", "from lockwatch import cli; cli.RENDER_TIME_LIMIT = 0.3; "
+         "cli.main(['render', '-f', 'dot', '-o', 'big.dot', 'big.json'])"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 3, (done.returncode, done.stderr)
+    assert done.stderr.startswith("lockwatch: error: big.json: drawing it took more than 0.3 s (6000 threads, 6000 locks)")
+    assert len(done.stderr.splitlines()) == 1
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "big.dot").exists()

@@ -99,6 +99,50 @@ def test_without_a_toml_parser_a_lockwatch_table_is_an_error(
     assert resolve(environ={}, pyproject=other) == Config()
 
 
+def test_unknown_pyproject_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
+    pyproject = write_pyproject(tmp_path, "[tool.lockwatch]\nintervall = 0.3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'intervall' in \[tool.lockwatch\] in .*pyproject.toml; "
+                       r"did you mean 'interval'\?"):
+        resolve(environ={}, pyproject=pyproject)
+    # The dashed spelling of a known key is that key.
+    assert resolve(environ={}, pyproject=write_pyproject(tmp_path, "[tool.lockwatch]\ndump-dir = 'd'\n")).dump_dir == "d"
+
+
+def test_unknown_environment_variable_is_one_warning_line_with_a_close_match(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lockwatch._config as config_module
+
+    monkeypatch.setattr(config_module, "_warned_environment", set())
+    environ = {"LOCKWATCH_INTERVALL": "0.3", "LOCKWATCH_PURE": "1", "LOCKWATCH_ZZZ": "x", "LOCKWATCHER": "y"}
+    assert resolve(environ=environ, pyproject=False) == Config()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "lockwatch: warning: unknown environment variable LOCKWATCH_INTERVALL ignored; did you mean LOCKWATCH_INTERVAL?",
+        "lockwatch: warning: unknown environment variable LOCKWATCH_ZZZ ignored",
+    ]
+    resolve(environ=environ, pyproject=False)
+    assert capsys.readouterr().err == ""  # said once per process
+
+
+@pytest.mark.parametrize("value", ["a,b,a", ["db", "cache", "db"]])
+def test_declared_order_naming_a_lock_twice_is_an_error(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"declared_order names '(a|db)' twice \(from arguments\)"):
+        resolve({"declared_order": value}, environ={}, pyproject=False)
+    with pytest.raises(ConfigError, match=r"from environment variable LOCKWATCH_DECLARED_ORDER"):
+        resolve(environ={"LOCKWATCH_DECLARED_ORDER": "x, y, x"}, pyproject=False)
+
+
+def test_cli_declared_order_twice_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from lockwatch import cli
+
+    result = CliRunner().invoke(cli.cli, ["run", "--declared-order", "a,b,a", "app.py"])
+    assert result.exit_code == 2
+    assert "'--declared-order'" in result.output and "'a' twice" in result.output
+
+
 # -- absurd values (a planted config once set interval=1e-6 and hang_timeout=1e-9) ---------------
 
 

@@ -77,3 +77,31 @@ def test_patched_classes_are_instrumented() -> None:
         assert isinstance(threading.Semaphore()._cond._lock, lockwatch.Lock)  # type: ignore[attr-defined]
         assert isinstance(threading.Event()._cond._lock, lockwatch.Lock)  # type: ignore[attr-defined]
         assert isinstance(threading.Barrier(2)._cond._lock, lockwatch.Lock)  # type: ignore[attr-defined]
+
+
+class _PatchedAsUnderPytest(_Patched):
+    """As ``pytest --lockwatch`` runs: break mode (blocked acquires park) and lock-order checking on."""
+
+    def setUp(self) -> None:
+        self._lockwatch_patch = lockwatch.patch(on_deadlock="break", order="warn", signal=False)
+        super(_Patched, self).setUp()  # type: ignore[misc]
+
+
+class TestBreakModeLock(_PatchedAsUnderPytest, lock_tests.LockTests):
+    locktype = staticmethod(lambda: threading.Lock())
+
+
+class TestBreakModeRLock(_PatchedAsUnderPytest, lock_tests.RLockTests):
+    locktype = staticmethod(lambda: threading.RLock())
+
+
+class TestBreakModeCondition(_PatchedAsUnderPytest, lock_tests.ConditionTests):
+    condtype = staticmethod(threading.Condition)
+
+
+class TestBreakModeSemaphore(_PatchedAsUnderPytest, lock_tests.SemaphoreTests):
+    semtype = staticmethod(threading.Semaphore)
+
+
+class TestBreakModeBarrier(_PatchedAsUnderPytest, lock_tests.BarrierTests):
+    barriertype = staticmethod(threading.Barrier)

@@ -154,3 +154,97 @@ def test_rank_violation_that_also_closes_a_cycle_is_one_report(watch: Any, tmp_p
     assert [(e.from_label, e.to_label) for e in warning.report.order_cycles[0]] == [("db", "cache"), ("cache", "db")]
     assert "it also closes a cycle" in str(warning)
     assert len(list((tmp_path / "dumps").glob("lock-order-*.json"))) == 1
+
+
+@pytest.mark.timeout(60)
+def test_ranks_are_not_checked_without_patch_as_documented(tmp_path: Path) -> None:
+    # What the README promises, in a process lockwatch never patched: no check, no warning, no dump.
+    import subprocess
+    import sys
+
+    program = (
+        "import warnings, lockwatch\n"
+        "warnings.simplefilter('error')\n"
+        "db = lockwatch.Lock(name='db', rank=10)\n"
+        "cache = lockwatch.Lock(name='cache', rank=20)\n"
+        "with cache:\n"
+        "    with db:\n"
+        "        pass\n"
+        "print('unchecked')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "unchecked\n", "")
+    assert not list(tmp_path.iterdir())
+
+
+# --- declared names match the labels lockwatch computes -----------------------------------------
+
+
+class _Resources:
+    def __init__(self) -> None:
+        self.locks = {name: threading.Lock() for name in ("db", "cache")}
+
+
+def _order_reports(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "dumps").glob("lock-order-*.json"))]
+
+
+def test_declared_order_matches_attribute_labels(watch: Any, tmp_path: Path) -> None:
+    from lockwatch import _watchdog
+
+    watch(declared_order=["_Resources.locks['db']", "locks['cache']"])  # a whole label, or its end
+    resources = _Resources()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nested(resources.locks["cache"], resources.locks["db"])  # db must come first
+    assert _watchdog.flush()
+    [report] = _order_reports(tmp_path)
+    assert report["rule"] == (
+        "declared order: \"_Resources.locks['db']\" must be taken before \"_Resources.locks['cache']\" "
+        "(declared_order = [\"_Resources.locks['db']\", \"locks['cache']\"])"
+    )
+    assert [(e["from_label"], e["to_label"]) for e in report["order_cycles"][0]] == [
+        ("_Resources.locks['cache']", "_Resources.locks['db']")
+    ]
+
+
+def test_once_labelled_locks_are_judged_when_taken_and_refused_under_raise(watch: Any) -> None:
+    from lockwatch import _watchdog
+
+    watch(order="raise", declared_order=["locks['db']", "locks['cache']"])
+    resources = _Resources()
+    nested(resources.locks["db"], resources.locks["cache"])  # the declared order: labelled by the reporter
+    assert _watchdog.flush()
+    with pytest.raises(LockOrderViolation) as caught:
+        nested(resources.locks["cache"], resources.locks["db"])
+    assert "\"_Resources.locks['db']\" must be taken before \"_Resources.locks['cache']\"" in str(caught.value)
+    assert not resources.locks["db"].locked() and not resources.locks["cache"].locked()
+
+
+@pytest.mark.timeout(60)
+def test_a_declared_name_that_never_matched_is_said_at_exit(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "app.py").write_text(
+        "import threading\n"
+        "class Account:\n"
+        "    def __init__(self):\n"
+        "        self.lock = threading.Lock()\n"
+        "a, b = Account(), Account()\n"
+        "audit_lock = threading.Lock()\n"
+        "with audit_lock:\n"
+        "    with a.lock:\n"
+        "        pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKWATCH")}
+    done = subprocess.run(
+        [sys.executable, "-m", "lockwatch", "run", "--declared-order", "audit_lock,Account.lock,ledger", "app.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        'lockwatch: declared_order names "ledger", but no lock was ever called that '
+        "(by name=, or by an attribute or global holding it, like Account.lock)\n"
+    )

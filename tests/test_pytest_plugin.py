@@ -602,3 +602,101 @@ def test_help_lists_options_and_ini_keys_with_one_text(pytester: pytest.Pytester
     assert text.count("Lock-order checking: raise (the default under pytest") == 2  # option and ini key
     for key in ("lockwatch (bool)", "lockwatch_interval (string)", "lockwatch_order (string)"):
         assert key in text
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("order", ["warn", "raise"])
+def test_inversion_inside_unittest_subtests_is_warned_or_failed(pytester: pytest.Pytester, order: str) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+        import unittest
+
+        a_lock = threading.Lock()
+        b_lock = threading.Lock()
+
+        class Orders(unittest.TestCase):
+            def test_orders(self):
+                with self.subTest("a then b"):
+                    with a_lock:
+                        with b_lock:
+                            pass
+                with self.subTest("b then a"):
+                    with b_lock:
+                        with a_lock:
+                            pass
+        """
+    )
+    result = run(pytester, "--lockwatch", f"--lockwatch-order={order}")
+    if order == "warn":
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*warnings summary*", "*LockOrderWarning: *these two orders can deadlock*"])
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*POTENTIAL DEADLOCK (lock order)*", "FAILED *::Orders::test_orders*"])
+
+
+@pytest.mark.timeout(60)
+def test_a_broken_deadlock_gives_no_unhandled_thread_exception_warning(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import threading
+
+        def run_inversion():
+            first, second = threading.Lock(), threading.Lock()
+            both_hold_one = threading.Barrier(2)
+
+            def take(mine, other):
+                with mine:
+                    both_hold_one.wait()
+                    with other:
+                        pass
+
+            threads = [threading.Thread(target=take, args=(first, second)),
+                       threading.Thread(target=take, args=(second, first))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(20)
+
+        def test_expects_it(lockwatch):
+            run_inversion()
+            assert lockwatch.wait_for("deadlock").cycles
+
+        def test_does_not_expect_it():
+            run_inversion()
+
+        def test_other_thread_errors_still_warn():
+            def fail():
+                raise ValueError("a real bug")
+            thread = threading.Thread(target=fail)
+            thread.start()
+            thread.join()
+        """
+    )
+    # Not run(): QUIET silences the very warning this test is about.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--lockwatch", "--lockwatch-order=off",
+                                           timeout=INNER_TIMEOUT)
+    result.assert_outcomes(passed=2, failed=1, warnings=1)
+    text = result.stdout.str()
+    warnings_section = text.split("warnings summary")[-1].split("-- Docs")[0]
+    assert "DeadlockError" not in warnings_section and "_locks.py" not in warnings_section
+    result.stdout.fnmatch_lines(["*PytestUnhandledThreadExceptionWarning*", "*ValueError: a real bug*"])
+
+
+@pytest.mark.timeout(60)
+def test_fixture_wait_for_rejects_an_unknown_kind(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        def test_bogus(lockwatch):
+            started = time.monotonic()
+            with pytest.raises(ValueError, match="unknown report kind 'bogus'.*'deadlock', 'lock-order', 'hang'"):
+                lockwatch.wait_for("bogus", timeout=30)
+            assert time.monotonic() - started < 1
+        """
+    )
+    result = run(pytester, "--lockwatch")
+    result.assert_outcomes(passed=1)

@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
@@ -270,6 +271,57 @@ def test_dot_failure_is_a_render_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake))
     with pytest.raises(RenderError, match="Graphviz's 'dot' failed to draw svg: Error: syntax error in line 1"):
         _render.run_dot("digraph {}", "svg")
+
+
+# --- names from a program or a dump are text, never markup or Graphviz escapes ---------------
+
+HOSTILE = "bad\x01\x1b[31m\\N\\G\\E\\L\\l\\\"q\"<b>&\u202e\ud800\uffff\\"
+
+
+def _hostile(report: Report) -> Report:
+    def frame(f: Frame) -> Frame:
+        return dataclasses.replace(f, code=f"{f.code} {HOSTILE}", function=HOSTILE)
+
+    threads = tuple(dataclasses.replace(t, name=f"{t.name}{HOSTILE}", stack=tuple(map(frame, t.stack)),
+                                        waiting_in=t.waiting_in and t.waiting_in + HOSTILE)
+                    for t in report.threads)
+    locks = tuple(dataclasses.replace(lock, label=f"{lock.title}{HOSTILE}", site=lock.site and frame(lock.site))
+                  for lock in report.locks)
+    cycles = tuple(tuple(dataclasses.replace(e, thread=e.thread + HOSTILE, test=HOSTILE, from_label=HOSTILE + "a",
+                                             to_label=HOSTILE + "b", stack=tuple(map(frame, e.stack)))
+                         for e in cycle) for cycle in report.order_cycles)
+    return report.replace(threads=threads, locks=locks, order_cycles=cycles, summary=HOSTILE, argv=(HOSTILE,),
+                          rule=report.rule and report.rule + HOSTILE)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_control_characters_and_graphviz_escapes_in_names_stay_text(name: str, tmp_path: Path) -> None:
+    report = _hostile(SAMPLES[name]())
+    dot = to_dot(report)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e\ud800\uffff]", dot)
+    dot.encode("utf-8")  # no lone surrogate reaches Graphviz
+    if shutil.which("dot") is None:
+        return
+    import xml.etree.ElementTree as ET
+
+    svg = _render.run_dot(dot, "svg").decode("utf-8")
+    root = ET.fromstring(svg)  # well-formed XML: the picture did not disappear
+    texts = " ".join("".join(node.itertext()) for node in root.iter() if node.tag.endswith("text"))
+    titles = " ".join(v for node in root.iter() for k, v in node.attrib.items() if k.endswith("title"))
+    for where in (texts, titles):
+        assert "\\N\\G\\E\\L\\l" in where, where[:2000]  # literal, not the node / graph / edge name
+        assert "\\x01\\x1b[31m" in where and "\\u202e\\ud800\\uffff" in where
+    assert "lockwatch\\E" not in texts
+
+
+def test_a_broken_declared_order_is_drawn_as_a_rule_not_a_cycle() -> None:
+    from test_text import _broken_rule
+
+    dot = to_dot(_broken_rule())
+    assert "Declared lock order broken" in dot and "red: the order taken against the rule" in dot
+    assert "opposite orders" not in dot and "order cycle" not in dot
+    assert "declared order broken: &quot;db&quot; (rank 10) must be taken before" in dot
+    assert "declared order: " not in dot.replace("against the declared order: ", "")
 
 
 # -- big reports: linear time, and a size limit --------------------------------------------------

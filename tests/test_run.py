@@ -232,7 +232,8 @@ def test_write_baseline_then_check_against_it(tmp_path: Path) -> None:
         tmp_path / "orders.py",
         """\
         import threading
-        outer, inner = threading.Lock(), threading.Lock()
+        outer = threading.Lock()
+        inner = threading.Lock()
         def work():
             with outer:
                 with inner:
@@ -245,7 +246,7 @@ def test_write_baseline_then_check_against_it(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr
     assert "baseline written to baseline.json" in got.stderr
     document = json.loads((tmp_path / "baseline.json").read_text())
-    assert [(e["from"], e["to"]) for e in document["edges"]] == [("orders.py:2", "orders.py:2")]
+    assert [(e["from"], e["to"]) for e in document["edges"]] == [("orders.py:2", "orders.py:3")]
     again = lockwatch(tmp_path, "run", "--baseline", "baseline.json", "orders.py")
     assert (again.returncode, again.stderr) == (0, "")
 
@@ -295,3 +296,159 @@ def test_deadlock_with_on_deadlock_exit(tmp_path: Path) -> None:
     data = json.loads(dumps[0].read_text())
     names = {t["id"]: t["name"] for t in data["threads"]}
     assert sorted(names[step["thread"]] for step in data["cycles"][0]) == ["left", "right"]
+
+
+# --- stacks and tracebacks start at the program and end at the user's line ------------------
+
+MAIN_IN_A_DEADLOCK = """\
+import threading
+
+first, second = threading.Lock(), threading.Lock()
+both_hold_one = threading.Barrier(2)
+
+def right():
+    with second:
+        both_hold_one.wait()
+        with first:
+            pass
+
+def main():
+    worker = threading.Thread(target=right, name="right", daemon=True)
+    worker.start()
+    with first:
+        both_hold_one.wait()
+        with second:
+            pass
+
+main()
+"""
+
+
+def _plumbing(frame: dict) -> bool:
+    path = frame["file"].replace("\\\\", "/")
+    return "/lockwatch/" in path or "/click/" in path or path.endswith(("/runpy.py", "bin/lockwatch"))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_report_stacks_start_at_the_programs_first_line(tmp_path: Path, launcher: str, how: str) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)
+    target = ["app.py"] if how == "script" else ["-m", "app"]
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "exit", "--interval", "0.1", "--dump-dir", "D", *target,
+                     launcher=launcher)
+    assert done.returncode == DEADLOCK_EXIT_STATUS, done.stderr
+    [dump] = [json.loads(p.read_text()) for p in (tmp_path / "D").glob("deadlock-*.json")]
+    [main] = [t for t in dump["threads"] if t["name"] == "MainThread"]
+    assert main["stack"][0]["file"].endswith("app.py") and main["stack"][0]["function"] == "<module>", main["stack"]
+    assert main["stack"][-1]["code"] == "with second:"
+    assert not [f for t in dump["threads"] for f in t["stack"] if _plumbing(f)]
+    assert "cli.py" not in done.stderr and "click" not in done.stderr and "_run.py" not in done.stderr
+
+
+SELF_DEADLOCK = """\
+import threading
+
+def relock(lock):
+    lock.acquire()
+    lock.acquire()  # SELF
+
+def main():
+    {where}
+
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["main thread", "thread"])
+def test_deadlock_error_tracebacks_end_at_the_users_line(tmp_path: Path, where: str) -> None:
+    body = (
+        "relock(threading.Lock())" if where == "main thread"
+        else "t = threading.Thread(target=relock, args=(threading.Lock(),), name='w'); t.start(); t.join()"
+    )
+    (tmp_path / "app.py").write_text(SELF_DEADLOCK.format(where=body))
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "break", "--interval", "0.1", "--dump-dir", "D", "app.py")
+    assert done.returncode == (1 if where == "main thread" else 0), done.stderr
+    traceback = done.stderr[done.stderr.index("Traceback"):]
+    assert "lockwatch.DeadlockError" in traceback
+    lines = traceback.splitlines()
+    last_frame = max(i for i, line in enumerate(lines) if line.lstrip().startswith("File "))
+    assert 'app.py", line 5, in relock' in lines[last_frame], traceback
+    assert "_locks.py" not in traceback and "_run.py" not in traceback
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dump_dir", ["afile", "afile/below"])
+def test_a_dump_dir_that_is_a_file_is_called_a_file(tmp_path: Path, dump_dir: str) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)
+    (tmp_path / "afile").write_text("not a directory")
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "exit", "--interval", "0.1", "--dump-dir", dump_dir, "app.py")
+    assert done.returncode == DEADLOCK_EXIT_STATUS, done.stderr
+    assert f"{tmp_path / 'afile'} is a file" in done.stderr
+    assert "File exists" not in done.stderr and "Not a directory" not in done.stderr
+
+
+INVERSION = """\
+import glob, threading, time
+a_lock, b_lock = threading.Lock(), threading.Lock()
+
+def a_then_b():
+    with a_lock:
+        with b_lock:
+            pass
+
+def b_then_a():
+    with b_lock:
+        with a_lock:
+            pass
+
+def main():
+    a_then_b()
+    worker = threading.Thread(target=b_then_a, name="worker")
+    worker.start()
+    worker.join()
+    # lockwatch presents the finding from its own thread: stay in main() until it has.
+    deadline = time.monotonic() + 30
+    while not glob.glob("D/lock-order-*.json") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("done")
+
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_lock_order_report_is_said_once_and_names_where_other_threads_are(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(INVERSION)
+    done = lockwatch(tmp_path, "run", "--dump-dir", "D", "app.py")
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert done.stderr.count("POTENTIAL DEADLOCK (lock order)") == 1
+    assert "LockOrderWarning" not in done.stderr  # the report was printed: no second account of it
+    # The main thread waits in join(): where it is in the program is the line that called it.
+    assert '"MainThread" (id ' in done.stderr and ") at app.py:22 in main" in done.stderr
+    assert "threading.py" not in done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_every_dump_message_gives_absolute_paths_in_the_same_words(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(MAIN_IN_A_DEADLOCK)  # an inversion first, then the deadlock
+    # break, not exit: the process ends normally, once everything found has been presented.
+    done = lockwatch(tmp_path, "run", "--on-deadlock", "break", "--interval", "0.1", "--dump-dir", "D", "app.py")
+    messages = [line for line in done.stderr.splitlines() if line.startswith("lockwatch: ") and "written to" in line]
+    kinds = sorted(line.split()[1] for line in messages)
+    assert kinds == ["deadlock", "lock-order"], done.stderr
+    for line in messages:
+        paths = line.split(" dump written to ", 1)[1].split(", ")
+        assert all(os.path.isabs(path) and path.startswith(str(tmp_path / "D")) for path in paths), line
+
+
+@pytest.mark.timeout(60)
+def test_lock_order_dumps_keep_stacks_from_the_programs_first_line(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(INVERSION)
+    done = lockwatch(tmp_path, "run", "--dump-dir", "D", "app.py")
+    assert done.returncode == 0, done.stderr
+    [dump] = [json.loads(p.read_text()) for p in (tmp_path / "D").glob("lock-order-*.json")]
+    stacks = [edge["stack"] for cycle in dump["order_cycles"] for edge in cycle]
+    assert [s[0]["function"] for s in stacks] == ["<module>", "b_then_a"]  # the script, the thread's target
+    assert not [f for s in stacks for f in s if _plumbing(f) or f["file"].endswith("threading.py")]

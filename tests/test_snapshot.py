@@ -7,8 +7,9 @@ import enum
 import gc
 import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -324,3 +325,208 @@ def test_acquired_at_is_left_out_when_the_taking_frame_is_gone() -> None:
     assert me is not None and lock.id in me.holding
     # This frame names `lock` but never takes it with `with`/`.acquire(`: no guess.
     assert lock.id not in me.acquired_at
+
+
+# --- one label per lock, the most specific ---------------------------------------------------
+
+
+@pytest.mark.parametrize("heap_order", ["as found", "reversed"])
+def test_a_queue_mutex_is_named_by_the_programs_queue_not_by_the_stdlibs_condition(
+    patched: None, monkeypatch: pytest.MonkeyPatch, heap_order: str
+) -> None:
+    import queue
+
+    class SlowQueue(queue.Queue):  # type: ignore[type-arg]
+        pass
+
+    if heap_order == "reversed":  # whichever referrer the heap walk meets first, the same label
+        real = gc.get_referrers
+        monkeypatch.setattr(gc, "get_referrers", lambda *objects: list(reversed(real(*objects))))
+    jobs = SlowQueue()
+    # Referrers of the mutex: the queue's __dict__ and three Conditions' (``Condition._lock``).
+    vars(jobs.not_empty), vars(jobs.not_full)
+    for _ in range(3):
+        assert labels_of(jobs.mutex) == ["SlowQueue.mutex"]
+    with jobs.mutex:
+        report = _snapshot.take()
+    [info] = [lock for lock in report.locks if lock.id == jobs.mutex.id]
+    assert info.label == "SlowQueue.mutex"
+
+
+def test_a_lock_keeps_its_first_label_in_every_later_report() -> None:
+    account = Account()
+    assert labels_of(account.lock) == ["Account.lock"]
+    registry = {"acct-1": account.lock}  # found later: a container entry, no better than the attribute
+    holder = types.SimpleNamespace(lock=account.lock)  # stdlib class: no better either
+    assert labels_of(account.lock) == ["Account.lock"]
+    assert _snapshot.lock_label(account.lock) == "Account.lock"  # what lock-order edges record
+    assert registry and holder
+
+
+@pytest.mark.parametrize("heap_order", ["as found", "reversed"])
+def test_private_stdlib_attributes_lose_to_public_program_ones(monkeypatch: pytest.MonkeyPatch, heap_order: str) -> None:
+    if heap_order == "reversed":
+        real = gc.get_referrers
+        monkeypatch.setattr(gc, "get_referrers", lambda *objects: list(reversed(real(*objects))))
+    lock = lockwatch.Lock()
+    condition = threading.Condition(lock)
+    vars(condition)
+    cache = Account()
+    cache.lock = lock
+    assert labels_of(lock) == ["Account.lock"]
+    assert condition
+
+
+# --- ended threads --------------------------------------------------------------------------
+
+
+def test_threads_that_ended_holding_nothing_are_left_out(patched: None) -> None:
+    lock = threading.Lock()
+    leftover = threading.Lock()
+
+    def work() -> None:
+        with lock:
+            pass
+
+    finished = [threading.Thread(target=work, name=f"done-{n}") for n in range(5)]
+    for thread in finished:
+        thread.start()
+        thread.join(10)
+    holder = threading.Thread(target=leftover.acquire, name="left-holding")
+    holder.start()
+    holder.join(10)
+    report = _snapshot.take()
+    names = [t.name for t in report.threads]
+    assert not [name for name in names if name.startswith("done-")], names
+    assert "left-holding" in names  # it still holds a lock: that matters
+    leftover.release()
+    assert "left-holding" not in [t.name for t in _snapshot.take().threads]
+    _state.prune_dead_threads()  # no ended thread's state lingers for the next test
+
+
+# --- a snapshot of a deadlocked process says so -----------------------------------------------
+
+
+def _wait_until(condition: Any, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+@pytest.mark.filterwarnings("ignore::lockwatch.LockOrderWarning")
+def test_snapshot_of_deadlocked_threads_has_the_cycle_in_dump_text_and_picture(patched: None) -> None:
+    from lockwatch import _render, _text
+
+    first, second = threading.Lock(), threading.Lock()
+    both_hold_one = threading.Barrier(2)
+
+    def take(mine: Any, other: Any) -> None:
+        mine.acquire()
+        both_hold_one.wait()
+        other.acquire()  # the test releases ``mine``'s partner from outside; both locks stay taken
+
+    threads = [threading.Thread(target=take, args=(first, second), name="left", daemon=True),
+               threading.Thread(target=take, args=(second, first), name="right", daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_until(lambda: sum(1 for s in _state.states() if s.waiting_for is not None) >= 2)
+        report = _snapshot.take("snapshot", summary="Snapshot requested with SIGUSR1")
+    finally:
+        first.release()  # a Lock may be released by any thread: the deadlock ends here
+        second.release()
+        for thread in threads:
+            thread.join(10)
+        first.release()  # and what the ended threads still hold, so that no state of theirs lingers
+        second.release()
+        _state.prune_dead_threads()
+    assert len(report.cycles) == 1
+    assert {step.thread for step in report.cycles[0]} == {t.ident for t in threads}
+    assert {t.role for t in report.threads if t.name in ("left", "right")} == {"cycle"}
+    assert report.summary.startswith("Snapshot requested with SIGUSR1. The process is deadlocked: thread ")
+    assert report.to_dict()["cycles"]
+    text = _text.format_report(report)
+    assert text.splitlines()[0].endswith("; DEADLOCKED: 2 threads in 1 cycle")
+    assert "\nCycle:\n  thread " in text and "in the deadlock" in text
+    assert "Snapshot of a deadlocked process: 2 threads wait for each other" in _render.to_dot(report)
+
+
+def test_snapshot_without_a_deadlock_has_no_cycle(patched: None) -> None:
+    lock = threading.Lock()
+    with lock:
+        report = _snapshot.take("snapshot")
+    assert report.cycles == () and "deadlocked" not in report.summary
+
+
+# --- where a held lock was taken: only when it is certain --------------------------------------
+
+_self_lock = lockwatch.Lock()
+
+
+def _get_then_refresh(errors: list[BaseException], started: threading.Event) -> None:
+    try:
+        with _self_lock:  # taken-self
+            _refresh(started)
+    except RuntimeError as exc:  # the test freed the lock from outside: releasing it again fails
+        errors.append(exc)
+
+
+def _refresh(started: threading.Event) -> None:
+    started.set()
+    if _self_lock.acquire(timeout=30):  # blocks-self
+        _self_lock.release()
+
+
+def test_self_deadlock_names_the_line_that_took_the_lock_not_the_one_that_waits(patched: None) -> None:
+    from lockwatch import _text
+
+    errors: list[BaseException] = []
+    started = threading.Event()
+    thread = threading.Thread(target=_get_then_refresh, args=(errors, started), name="self", daemon=True)
+    thread.start()
+    try:
+        started.wait(10)
+        _wait_until(lambda: any(s.waiting_for is _self_lock for s in _state.states()))
+        report = _snapshot.take()
+    finally:
+        _self_lock.release()  # a Lock may be released by any thread: the wait ends
+        thread.join(10)
+        _state.prune_dead_threads()
+    info = thread_info(report, thread.ident)
+    assert info.waiting_for == _self_lock.id and info.holding == (_self_lock.id,)
+    taken = info.acquired_at[_self_lock.id]
+    assert (taken.line, taken.function) == (_line_of("taken-self"), "_get_then_refresh")
+    assert f"taken at test_snapshot.py:{_line_of('taken-self')} in _get_then_refresh" in _text.format_report(report)
+
+
+def test_a_with_block_already_left_is_not_where_a_held_lock_was_taken() -> None:
+    lock = lockwatch.Lock()
+
+    def take() -> None:
+        lock.acquire()
+
+    with lock:
+        pass
+    take()  # taken in a frame that has returned: nothing alive says where
+    try:
+        report = lockwatch.snapshot()
+    finally:
+        lock.release()
+    me = report.thread(threading.get_ident())
+    assert me is not None and lock.id in me.holding and lock.id not in me.acquired_at
+
+
+def test_acquire_then_try_finally_release_is_where_it_was_taken() -> None:
+    lock = lockwatch.Lock()
+    lock.acquire()  # taken-acquire
+    try:
+        report = lockwatch.snapshot()
+    finally:
+        lock.release()
+    lock.acquire()
+    lock.release()
+    me = report.thread(threading.get_ident())
+    assert me is not None and me.acquired_at[lock.id].line == _line_of("taken-acquire")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from _sample_reports import CREATED, SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+
 from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
 from lockwatch._text import BLOCKING_MARK, format_report, user_frames
 
@@ -49,7 +49,7 @@ def test_deadlock_bystanders_and_other_threads() -> None:
     assert 'Thread "worker-3" (id 103, daemon):' in bystanders
     assert 'waits for lock "a" for 750 ms, held by thread "left"' in bystanders
     others = text.split("Other threads:")[1]
-    assert '"MainThread" (id 1) at threading.py:1119 in join' in others
+    assert '"MainThread" (id 1) at main.py:40 in <module>' in others  # the program's line, not join()'s
     # The cycle threads come before bystanders, bystanders before the rest.
     assert text.index('Thread "left"') < text.index('Thread "worker-3"') < text.index('"MainThread"')
 
@@ -169,3 +169,69 @@ def test_real_deadlock_report(real_report: Report) -> None:
     assert len(cycle_marks) == 2 and all(", in take" in line for line in cycle_marks)
     assert "got = second.acquire(timeout=timeout)" in text
     assert '"MainThread"' in text
+
+
+def test_hang_headline_counts_the_threads_it_lists() -> None:
+    from lockwatch._render import to_dot
+
+    report = hang()
+    briefly = ThreadInfo(id=204, name="briefly", daemon=False, waiting_for="L5", waiting_seconds=0.2,
+                         stack=report.threads[1].stack)  # blocked, but not for long: not part of the hang
+    report = report.replace(threads=(*report.threads, briefly))
+    text = format_report(report)
+    assert text.startswith("HANG: 2 threads have been blocked (longest 30.0 s)\n")
+    listed = [line for line in text.splitlines() if line.startswith('Thread "') and "hang" in line]
+    assert len(listed) == 2
+    assert "Hang: 2 threads blocked (longest 30.0 s)" in to_dot(report)
+
+
+def test_user_frames_start_at_the_programs_first_line() -> None:
+    runner = [
+        Frame("/venv/bin/lockwatch", 8, "<module>"), Frame("/venv/lib/click/core.py", 1400, "main"),
+        Frame("/venv/lib/lockwatch/cli.py", 260, "run"), Frame("/venv/lib/lockwatch/_run.py", 60, "_exec_source_file"),
+        Frame("<frozen runpy>", 88, "_run_code"),
+    ]
+    program = [Frame("/app/main.py", 30, "<module>"), Frame("/app/main.py", 12, "main")]
+    inner = [Frame("/venv/lib/lockwatch/_locks.py", 200, "acquire")]
+    assert user_frames(runner + program + inner) == program
+    bootstrap = [Frame("/usr/lib/python3.11/threading.py", 1002, "_bootstrap"),
+                 Frame("/usr/lib/python3.11/threading.py", 1045, "_bootstrap_inner"),
+                 Frame("/usr/lib/python3.11/threading.py", 982, "run")]
+    worker = [Frame("/app/worker.py", 5, "work"), Frame("/usr/lib/python3.11/threading.py", 327, "wait")]
+    assert user_frames(bootstrap + worker) == worker  # threading's own wait, innermost, stays
+    assert user_frames(bootstrap) == bootstrap[-1:]  # never empty
+
+
+def test_durations_just_under_a_second_read_as_seconds() -> None:
+    from lockwatch._text import format_seconds
+
+    assert [format_seconds(v) for v in (0.9996, 0.999, 0.25, 1.5)] == ["1.0 s", "999 ms", "250 ms", "1.5 s"]
+
+
+def _broken_rule() -> Report:
+    from lockwatch._model import LockInfo, OrderEdge
+
+    edge = OrderEdge(from_="L2", to="L1", thread="worker", from_label="cache", to_label="db",
+                     stack=(Frame("/app/jobs.py", 14, "refresh", "with db:"),))
+    locks = (LockInfo(id="L1", kind="Lock", name="db", site=None, owner=None, count=0, label="db", rank=10),
+             LockInfo(id="L2", kind="Lock", name="cache", site=None, owner=None, count=0, label="cache", rank=20))
+    rule = 'declared order: "db" (rank 10) must be taken before "cache" (rank 20)'
+    return Report(kind="lock-order", created=CREATED, pid=5, argv=("jobs.py",), python="3.11.7", locks=locks,
+                  order_cycles=((edge,),), rule=rule,
+                  summary=f'lock "db" was acquired while holding lock "cache" (thread worker), against the {rule}')
+
+
+def test_a_broken_declared_order_is_a_rule_not_a_cycle() -> None:
+    text = format_report(_broken_rule())
+    assert text.startswith("LOCK ORDER RULE BROKEN: a lock was taken against the declared order\n")
+    assert '\nDeclared lock order broken: "db" (rank 10) must be taken before "cache" (rank 20)\n' in text
+    assert "declared order: declared order" not in text.lower() and "broken: declared order" not in text
+    assert "cycle" not in text.lower()
+    assert '\nTaken against it:\n  "cache" -> "db" first taken by thread "worker"\n' in text
+
+
+def test_a_broken_declared_order_that_closes_a_cycle_shows_both() -> None:
+    report = lock_order()  # a two-lock cycle, with a rule
+    text = format_report(report)
+    assert text.startswith("POTENTIAL DEADLOCK (lock order)")
+    assert "Declared lock order broken: a before b" in text and "Lock-order cycle: " in text
