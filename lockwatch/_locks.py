@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 from _thread import allocate_lock as _allocate_raw_lock
-from _thread import get_ident
+from _thread import RLock as _RawRLock
 from time import monotonic
 from typing import Any
 
@@ -42,6 +42,14 @@ _SKIPPED_CREATION_FILES = frozenset(
 # lockwatch's own package directory (not any folder that happens to be called "lockwatch").
 _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _skip_cache: dict[str, bool] = {}
+
+def _try_acquire(real: Any) -> bool:
+    return real.acquire(False)  # type: ignore[no-any-return]
+
+
+def _release(real: Any) -> None:
+    real.release()
+
 
 # Guards the one-time creation of a lock's list of parked waiters (break mode only).
 _park_list_lock = _allocate_raw_lock()
@@ -91,6 +99,7 @@ class InstrumentedLock:
     __slots__ = ("_real", "_owner", "_cls", "_serial", "_parked", "_preds", "__weakref__")
 
     _kind = "Lock"  # part of the lock class: a Lock and an RLock made on one line are two classes
+    _raw_factory = staticmethod(_allocate_raw_lock)  # what the real lock underneath is
 
     _real: Any
     _owner: ThreadState | None
@@ -99,7 +108,7 @@ class InstrumentedLock:
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         if name is not None or rank is not None:
             _check_new(name, rank, type(self).__name__)
-        self._real = _allocate_raw_lock()
+        self._real = self._raw_factory()
         self._owner = None
         site = _creation_site()
         # The common case inlined: a site that made a lock of this kind lately.
@@ -214,10 +223,36 @@ class InstrumentedLock:
             self._unrecord(state)
         self._release_real()
 
+    def _abandon_if_taken(self) -> None:
+        """An exception interrupted an acquire, maybe before the real lock was taken, maybe after."""
+        state = getattr(_local, "state", None)
+        if state is not None and self._owner is state:
+            self._unrecord(state)
+            self._release_real()
+        elif self._real_is_mine():
+            self._release_real()
+
+    def _real_is_mine(self) -> bool:
+        """Whether this thread holds the real lock without lockwatch having recorded it (unknowable for a Lock)."""
+        return False
+
     def _release_real(self) -> None:
         self._real.release()
         if self._parked:
             self._wake_one()
+
+    def _release_in_main_thread(self, owner: ThreadState) -> None:
+        """The owner's release where signal handlers run: an interruption never keeps the lock taken."""
+        released: list[None] = []
+        try:
+            self._unrecord(owner)
+            released.extend(map(_release, (self._real,)))  # stored by C, before any handler runs
+            if self._parked:
+                self._wake_one()
+        except BaseException:
+            if not released:
+                self._real.release()
+            raise
 
     def _wake_one(self) -> None:
         parked = self._parked
@@ -310,34 +345,66 @@ class Lock(InstrumentedLock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.Lock.acquire``."""
-        if timeout == -1 and self._real.acquire(False):
+        if timeout == -1:
             try:
+                state = _local.state
+            except AttributeError:
+                state = current_state()
+            if state.main:
+                return self._acquire_in_main_thread(state, blocking)
+            if self._real.acquire(False):
                 try:
-                    state = _local.state
-                except AttributeError:
-                    state = current_state()
+                    ctx = state.ctx
+                    cls = self._cls
+                    warning = None
+                    if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                        warning = self._learn(state)  # may raise (order="raise"): the lock is given back
+                        ctx = state.ctx
+                    if cls.signal:
+                        self._record(state)
+                    else:  # _record, inlined: this is the hot path
+                        self._owner = state
+                        state.held.append(self)
+                        try:
+                            state.ctx = ctx.children[cls]
+                        except KeyError:
+                            state.ctx = ctx.child(cls)
+                except BaseException:
+                    self._abandon()
+                    raise
+                if warning is not None:
+                    self._warn(state, warning)
+                return True
+        return self._acquire_slow(blocking, timeout)
+
+    def _acquire_in_main_thread(self, state: ThreadState, blocking: Any) -> bool:
+        """The fast path where signal handlers run: between any two steps a KeyboardInterrupt may land.
+
+        The try-acquire's answer is stored by C code (list.extend over map) before the
+        interpreter can run a handler, so an exception at any point still knows whether
+        this call took the lock, and gives it back: the same guarantee as CPython's own
+        ``with`` on a C lock.
+        """
+        got: list[bool] = []
+        try:
+            got.extend(map(_try_acquire, (self._real,)))
+            if got[0]:
+                warning = None
                 ctx = state.ctx
                 cls = self._cls
-                warning = None
                 if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
-                    warning = self._learn(state)  # may raise (order="raise"): the lock is given back
-                    ctx = state.ctx
-                if cls.signal:
-                    self._record(state)
-                else:  # _record, inlined: this is the hot path
-                    self._owner = state
-                    state.held.append(self)
-                    try:
-                        state.ctx = ctx.children[cls]
-                    except KeyError:
-                        state.ctx = ctx.child(cls)
-            except BaseException:
-                self._abandon()
-                raise
-            if warning is not None:
-                self._warn(state, warning)
-            return True
-        return self._acquire_slow(blocking, timeout)
+                    warning = self._learn(state)
+                self._record(state)
+                if warning is not None:
+                    self._warn(state, warning)
+                return True
+        except BaseException:
+            if got and got[0]:
+                if self._owner is state:
+                    self._unrecord(state)
+                self._release_real()
+            raise
+        return self._acquire_slow(blocking, -1)
 
     __enter__ = acquire  # type: ignore[assignment]
 
@@ -362,8 +429,11 @@ class Lock(InstrumentedLock):
         """Release the lock; any thread may release it, as with ``threading.Lock``."""
         owner = self._owner
         if owner is not None:
-            if owner.ident == get_ident():
+            if owner is getattr(_local, "state", None):
                 # Inlined _unrecord (the owner's own release is the hot path).
+                if owner.main:
+                    self._release_in_main_thread(owner)
+                    return
                 self._owner = None
                 held = owner.held
                 if held and held[-1] is self:
@@ -395,7 +465,10 @@ class Lock(InstrumentedLock):
         # The body of release(), repeated: a call saved on every ``with`` block (~15 % here).
         owner = self._owner
         if owner is not None:
-            if owner.ident == get_ident():
+            if owner is getattr(_local, "state", None):  # the thread itself, not its reusable ident
+                if owner.main:
+                    self._release_in_main_thread(owner)
+                    return
                 self._owner = None
                 held = owner.held
                 if held and held[-1] is self:
@@ -444,6 +517,10 @@ class RLock(InstrumentedLock):
 
     __slots__ = ("_count",)
     _kind = "RLock"
+    # The real lock is the C RLock: it records its owner in the same C call that takes it,
+    # so a signal handler that runs between that call and lockwatch's bookkeeping, and
+    # takes this same RLock again, gets it reentrantly, exactly as with threading.RLock.
+    _raw_factory = staticmethod(_RawRLock)
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         super().__init__(name, rank=rank)
@@ -459,8 +536,10 @@ class RLock(InstrumentedLock):
             if self._owner is state:
                 self._count += 1
                 return True
-            if self._real.acquire(False):
-                try:
+            # The C acquire is inside the try: an exception raised right after it returns
+            # (KeyboardInterrupt from a signal handler) still gives the lock back.
+            try:
+                if self._real.acquire(False):
                     ctx = state.ctx
                     cls = self._cls
                     warning = None
@@ -475,12 +554,12 @@ class RLock(InstrumentedLock):
                         state.ctx = ctx.children[cls]
                     except KeyError:
                         state.ctx = ctx.child(cls)
-                except BaseException:
-                    self._abandon()
-                    raise
-                if warning is not None:
-                    self._warn(state, warning)
-                return True
+                    if warning is not None:
+                        self._warn(state, warning)
+                    return True
+            except BaseException:
+                self._abandon_if_taken()
+                raise
         return self._acquire_slow(state, blocking, timeout, 1)
 
     __enter__ = acquire  # type: ignore[assignment]
@@ -517,6 +596,9 @@ class RLock(InstrumentedLock):
         if count:
             self._count = count
             return
+        if state.main:
+            self._release_in_main_thread(state)
+            return
         # Inlined _unrecord (the owner's release is the hot path).
         self._owner = None
         held = state.held
@@ -546,6 +628,9 @@ class RLock(InstrumentedLock):
         if count:
             self._count = count
             return
+        if state.main:
+            self._release_in_main_thread(state)
+            return
         self._owner = None
         held = state.held
         if held and held[-1] is self:
@@ -564,7 +649,18 @@ class RLock(InstrumentedLock):
 
     def locked(self) -> bool:
         """True if any thread holds the lock (``RLock.locked`` of Python 3.14)."""
-        return self._real.locked()  # type: ignore[no-any-return]
+        if self._owner is not None:
+            return True
+        # Taken but not yet recorded (or the real RLock lacks locked(), before 3.14): ask it.
+        if self._real.acquire(False):
+            self._real.release()
+            return False
+        return True
+
+    def _real_is_mine(self) -> bool:
+        # The C RLock knows its owner: held by this thread but not recorded means this
+        # thread's own acquire was interrupted between the two.
+        return bool(self._real._is_owned()) and self._owner is None
 
     # --- the private protocol Condition uses ---------------------------------------
 

@@ -176,6 +176,7 @@ class ThreadState:
         "pending_error",
         "parker",
         "inside",
+        "main",
         "alive",
         "__weakref__",
     )
@@ -204,6 +205,9 @@ class ThreadState:
         # made meanwhile (a finalizer, a logging handler) are not the program's order.
         self.inside = 0
         self.alive = True  # False once the thread is known gone (ended, or not carried over a fork)
+        # The main thread runs the signal handlers: its fast path guards against a
+        # KeyboardInterrupt landing between the try-acquire and the bookkeeping.
+        self.main = ident == threading.main_thread().ident
 
     def owned(self) -> list[InstrumentedLock]:
         """The locks this thread really holds now, oldest first (stale entries skipped)."""
@@ -398,6 +402,7 @@ def _after_fork_in_child() -> None:
     del findings[:]
     if mine is not None:
         mine.ident = get_ident()
+        mine.main = True  # the forking thread is the child's main thread
         mine.waiting_for = None
         threads[mine.token] = mine
         # The parker may have been mid-use in the parent: the child starts with a fresh one.

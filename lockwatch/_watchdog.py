@@ -92,8 +92,9 @@ class _Watchdog:
         self.busy = False  # presenting findings drained from _state.findings
         self.held_back = False  # lock-order findings wait out signal_grace() in _state.findings
         # Held while nobody asked for the watchdog: releasing it wakes the sleeping thread.
+        # Not held at first: whatever started the watchdog (a self-wait, a finding) is
+        # looked at right away, not one interval later.
         self.wake = _allocate_raw_lock()
-        self.wake.acquire()
         # Held while the thread runs: stop() waits on it.
         self.finished = _allocate_raw_lock()
         self.finished.acquire()
@@ -257,6 +258,7 @@ class _Watchdog:
     def look(self) -> None:
         now = monotonic()
         current: dict[WaitKey, _state.ThreadState] = {}
+        signal_waits: set[WaitKey] = set()  # waits for a Lock the waiter owns, not on its stack
         for state in _state.states():
             lock = state.waiting_for
             since = state.wait_since
@@ -264,13 +266,17 @@ class _Watchdog:
             if lock is None or since is None or state.wait_timed or state.ident == self.ident:
                 continue
             owner = lock._owner
+            key = (state.token, lock._serial, since, None if owner is None else owner.token)
             if state.self_wait or owner is state:
                 if self.self_waits.get((state.token, since)) is not False:
                     continue  # a self-deadlock: reported by look_at_self_waits, not a cycle to confirm
-            current[(state.token, lock._serial, since, None if owner is None else owner.token)] = state
+                # A wait for another thread's release (a Lock used as a signal): a hang at
+                # most, never a deadlock.
+                signal_waits.add(key)
+            current[key] = state
         # A deadlock needs waits that have not changed since the previous look; while
         # there are none (the common case), no graph is built at all.
-        persistent = [key for key in current if key in self.previous_waits]
+        persistent = [key for key in current if key in self.previous_waits and key not in signal_waits]
         self.previous_waits = set(current)
         if persistent:
             self._find_deadlocks(persistent, current)
@@ -291,7 +297,6 @@ class _Watchdog:
         Lock used as a signal): never a deadlock, a hang only after hang_timeout.
         """
         live = set()
-        frames: dict[int, types.FrameType] | None = None
         for state in _state.states():
             lock, since = state.waiting_for, state.wait_since
             if lock is None or since is None or not state.self_wait:
@@ -300,13 +305,16 @@ class _Watchdog:
             live.add(key)
             if key in self.self_waits:
                 continue
-            if frames is None:
-                frames = sys._current_frames()
-            frame = frames.get(state.ident)
-            if frame is None or state.wait_since != since:
+            # Frames read after the wait began, and judged only if it is still the same wait
+            # afterwards: then they are the waiting frames, not those of an earlier call.
+            frame = sys._current_frames().get(state.ident)
+            if frame is None:
                 continue
             on_stack = _acquired.taken_on_stack(frame, lock) is not None
-            if on_stack and state.waiting_for is lock and state.wait_since == since:
+            del frame
+            if state.waiting_for is not lock or state.wait_since != since:
+                continue
+            if on_stack:
                 cycle = (CycleStep(thread=state.ident, lock=lock.id),)
                 wait_key = (state.token, lock._serial, since, state.token)
                 self._report_deadlock(cycle, frozenset([wait_key]), {wait_key: state}, confirm=False)
