@@ -7,7 +7,7 @@ a filter), and whose lock attributes are looked up anew on every use
 when it re-creates them after fork.
 
 Safety. The instrumented lock that replaces a raw ``RLock`` does not get a lock
-of its own: it shares the raw one (``_SharedRLock``). A thread that fetched the
+of its own: it shares the raw one (its real lock is the original C RLock). A thread that fetched the
 old attribute just before the swap and acquires it afterwards still excludes
 every thread going through the instrumented lock, because underneath it is the
 same C lock. The swap happens only while the lock is free (a try-acquire by the
@@ -36,7 +36,7 @@ _RAW_TYPES = (_thread.LockType, _thread.RLock)
 class _SharedRLock:
     """A raw RLock lent to an instrumented RLock as its real lock (the adopted lock and the original are one lock)."""
 
-    __slots__ = ("rlock", "acquire", "release", "_at_fork_reinit")
+    __slots__ = ("rlock", "acquire", "release", "_at_fork_reinit", "_is_owned")
 
     def __init__(self, rlock: Any) -> None:
         self.rlock = rlock
@@ -44,6 +44,7 @@ class _SharedRLock:
         self.acquire = rlock.acquire
         self.release = rlock.release
         self._at_fork_reinit = rlock._at_fork_reinit
+        self._is_owned = rlock._is_owned
 
     def locked(self) -> bool:
         rlock = self.rlock
@@ -150,7 +151,8 @@ def _swap(
     try:
         stand_in = RLock()
         try:
-            stand_in._real = _SharedRLock(original)
+            # An RLock over a C RLock takes the original itself; one over a plain lock, a wrapper.
+            stand_in._real = original if isinstance(stand_in._real, _RAW_RLOCK) else _SharedRLock(original)
         except (AttributeError, TypeError):
             # Locks whose real lock cannot be lent (a compiled implementation): a lock of its
             # own is only safe while no other thread can be about to use the original.
