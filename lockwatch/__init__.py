@@ -11,7 +11,7 @@ from lockwatch._errors import (
     LockwatchError,
     RenderError,
 )
-from lockwatch._locks import Lock, RLock
+from lockwatch._locks import Lock, RLock, core
 from lockwatch._model import Report
 from lockwatch._patch import is_patched, patch, unpatch
 from lockwatch._snapshot import take as snapshot
@@ -30,6 +30,7 @@ __all__ = [
     "RenderError",
     "RLock",
     "Report",
+    "core",
     "is_patched",
     "patch",
     "snapshot",

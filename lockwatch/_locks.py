@@ -1,4 +1,4 @@
-"""Drop-in instrumented Lock and RLock (pure-Python core) that record holders and waiters in the live lock state.
+"""Drop-in instrumented Lock and RLock that record holders and waiters in the live lock state.
 
 The hot path is an uncontended acquire whose lock order is already known: a
 try-acquire on the real lock, then O(1) bookkeeping whatever the nesting depth
@@ -6,6 +6,12 @@ try-acquire on the real lock, then O(1) bookkeeping whatever the nesting depth
 step after the real lock is taken runs under ``except BaseException``, so an
 exception arriving mid-bookkeeping (KeyboardInterrupt, a refused order)
 leaves the lock as it was before the call.
+
+Two cores run the hot path (acquire, release, ``with``), as coverage.py has a
+C tracer beside a Python one: the C core (``lockwatch/_ccore.c``, built when a
+compiler is at hand) and its pure-Python twin here (``_PyLockCore``,
+``_PyRLockCore``). Both work on the same state and hand every slow path to the
+one Python definition of it below. ``LOCKWATCH_PURE=1`` forces the Python core.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import threading
 import warnings
 from _thread import allocate_lock as _allocate_raw_lock
 from _thread import RLock as _RawRLock
+from _thread import get_ident
+from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockwatch import _state
 from lockwatch._state import LockClass, ThreadState, current_state, lock_class, wait_ended, wait_started
@@ -29,6 +37,34 @@ _recent_classes = _state._recent_classes
 
 # The per-thread pointer to each thread's own state (never replaced, even by fork).
 _local = _state._local
+
+
+def _load_core() -> tuple[Any, str]:
+    """The C core (or None) and how to name the core in use, decided once at import."""
+    if os.environ.get("LOCKWATCH_PURE", "") not in ("", "0"):
+        return None, "Python (LOCKWATCH_PURE=1)"
+    try:
+        from lockwatch import _ccore  # type: ignore[attr-defined]
+    except ImportError:
+        import sysconfig  # only here: the common import path stays lean
+
+        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+            return None, "Python (free-threaded build)"
+        return None, "Python (C core not built)"
+    try:
+        _ccore.configure(_state, sys.modules[__name__], _allocate_raw_lock(), _allocate_raw_lock)
+    except Exception as exc:  # noqa: BLE001  (a C core that does not fit this Python core is not used)
+        return None, f"Python (C core unusable: {exc})"
+    return _ccore, "C"
+
+
+_ccore, CORE = _load_core()
+
+
+def core() -> str:
+    """Which core runs the locks' hot paths: ``"C"``, or ``"Python (<why>)"``."""
+    return CORE
+
 
 # Serial numbers name locks in reports ("L12"); itertools.count is atomic under the GIL.
 _serials = itertools.count(1)
@@ -58,6 +94,8 @@ _park_list_lock = _allocate_raw_lock()
 def _is_skipped(filename: str) -> bool:
     skipped = _skip_cache.get(filename)
     if skipped is None:
+        if len(_skip_cache) > 10_000:
+            _skip_cache.clear()  # generated code (exec, templates) makes new file names without end
         path = os.path.normcase(os.path.abspath(filename))
         skipped = path in _SKIPPED_CREATION_FILES or path.startswith(_PACKAGE_DIR)
         _skip_cache[filename] = skipped
@@ -93,10 +131,22 @@ def _check_new(name: Any, rank: Any, cls: str) -> None:
         raise TypeError(f"lockwatch.{cls}(): rank must be an int or None, not {type(rank).__name__}")
 
 
-class InstrumentedLock:
-    """What Lock and RLock share: identity, lock class, and the blocking (slow) path."""
+class _PyLockFields:
+    """The fields of an instrumented lock in the Python core (the C core has them as C members)."""
 
     __slots__ = ("_real", "_owner", "_cls", "_serial", "_parked", "_preds", "__weakref__")
+
+
+if TYPE_CHECKING:
+    _LockFields = _PyLockFields
+else:
+    _LockFields = _PyLockFields if _ccore is None else _ccore.LockBase
+
+
+class InstrumentedLock(_LockFields):
+    """What Lock and RLock share: identity, lock class, and the blocking (slow) path."""
+
+    __slots__ = ()
 
     _kind = "Lock"  # part of the lock class: a Lock and an RLock made on one line are two classes
     _raw_factory = staticmethod(_allocate_raw_lock)  # what the real lock underneath is
@@ -104,6 +154,9 @@ class InstrumentedLock:
     _real: Any
     _owner: ThreadState | None
     _cls: LockClass
+    _serial: int
+    _parked: list[Any] | None
+    _preds: dict[int, frozenset[int]] | None
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         if name is not None or rank is not None:
@@ -116,10 +169,10 @@ class InstrumentedLock:
         self._cls = cls if cls is not None else lock_class(site, name, rank, self._kind)
         self._serial = next(_serials)
         # Parked waiters' parkers (break mode), made on first use: a release wakes one.
-        self._parked: list[Any] | None = None
+        self._parked = None
         # Locks of the same class known to be taken before this one: serial -> the gate
         # serials held every time (made by the checker, bounded).
-        self._preds: dict[int, frozenset[int]] | None = None
+        self._preds = None
 
     # --- read-only facts, used by reports ------------------------------------
 
@@ -333,15 +386,13 @@ class InstrumentedLock:
         return f"lockwatch.{type(self).__name__} object {self.id}{named}"
 
 
-class Lock(InstrumentedLock):
-    """A drop-in ``threading.Lock`` that records its holder and waiters.
-
-    Like the original, it may be released by a thread other than the one that
-    acquired it; its lock class then counts as a signal, not a mutex, and
-    leaves lock-order checking.
-    """
+class _PyLockCore(InstrumentedLock):
+    """Lock's hot paths in Python (the twin of ``_ccore.LockCore``)."""
 
     __slots__ = ()
+
+    _acquire_slow: Callable[[Any, Any], bool]
+    _released_by_other: Callable[[], None]
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire the lock, exactly like ``threading.Lock.acquire``."""
@@ -386,44 +437,28 @@ class Lock(InstrumentedLock):
         ``with`` on a C lock.
         """
         got: list[bool] = []
+        warning = None
         try:
             got.extend(map(_try_acquire, (self._real,)))
             if got[0]:
-                warning = None
                 ctx = state.ctx
                 cls = self._cls
                 if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
                     warning = self._learn(state)
                 self._record(state)
-                if warning is not None:
-                    self._warn(state, warning)
-                return True
         except BaseException:
             if got and got[0]:
                 if self._owner is state:
                     self._unrecord(state)
                 self._release_real()
             raise
-        return self._acquire_slow(blocking, -1)
+        if not got[0]:
+            return self._acquire_slow(blocking, -1)
+        if warning is not None:
+            self._warn(state, warning)  # gives the lock back if it raises (warnings as errors)
+        return True
 
     __enter__ = acquire  # type: ignore[assignment]
-
-    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
-        state = current_state()
-        self_wait = blocking and self._owner is state
-        warning = None
-        if blocking and timeout == -1 and not self_wait and state.ctx.depth and not self._order_known(state):
-            warning = self._learn(state)  # may raise, before the thread blocks
-        if not self._wait(state, blocking, timeout, self_wait):
-            return False
-        try:
-            self._record(state)
-        except BaseException:
-            self._abandon()
-            raise
-        if warning is not None:
-            self._warn(state, warning)
-        return True
 
     def release(self) -> None:
         """Release the lock; any thread may release it, as with ``threading.Lock``."""
@@ -456,11 +491,6 @@ class Lock(InstrumentedLock):
         if self._parked:
             self._wake_one()
 
-    def _released_by_other(self) -> None:
-        # The owner's held list is the owner's: it drops the stale entry itself.
-        self._owner = None
-        self._cls.signal = True
-
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         # The body of release(), repeated: a call saved on every ``with`` block (~15 % here).
         owner = self._owner
@@ -489,6 +519,45 @@ class Lock(InstrumentedLock):
         if self._parked:
             self._wake_one()
 
+
+if TYPE_CHECKING:
+    _LockCore = _PyLockCore
+else:
+    _LockCore = _PyLockCore if _ccore is None else _ccore.LockCore
+
+
+class Lock(_LockCore, InstrumentedLock):
+    """A drop-in ``threading.Lock`` that records its holder and waiters.
+
+    Like the original, it may be released by a thread other than the one that
+    acquired it; its lock class then counts as a signal, not a mutex, and
+    leaves lock-order checking.
+    """
+
+    __slots__ = ()
+
+    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
+        state = current_state()
+        self_wait = blocking and self._owner is state
+        warning = None
+        if blocking and timeout == -1 and not self_wait and state.ctx.depth and not self._order_known(state):
+            warning = self._learn(state)  # may raise, before the thread blocks
+        if not self._wait(state, blocking, timeout, self_wait):
+            return False
+        try:
+            self._record(state)
+        except BaseException:
+            self._abandon()
+            raise
+        if warning is not None:
+            self._warn(state, warning)
+        return True
+
+    def _released_by_other(self) -> None:
+        # The owner's held list is the owner's: it drops the stale entry itself.
+        self._owner = None
+        self._cls.signal = True
+
     def locked(self) -> bool:
         """True if the lock is held by any thread."""
         return self._real.locked()  # type: ignore[no-any-return]
@@ -508,19 +577,18 @@ class Lock(InstrumentedLock):
         return f"<{status} {self._describe()} at {id(self):#x}>"
 
 
-class RLock(InstrumentedLock):
-    """A drop-in ``threading.RLock`` that records its owner, recursion count and waiters.
-
-    Reentrancy is handled here (owner + count over a raw lock), so a nested
-    acquire by the owner never touches the real lock.
-    """
+class _PyRLockCore(InstrumentedLock):
+    """RLock's hot paths in Python (the twin of ``_ccore.RLockCore``), and its recursion count."""
 
     __slots__ = ("_count",)
-    _kind = "RLock"
-    # The real lock is the C RLock: it records its owner in the same C call that takes it,
-    # so a signal handler that runs between that call and lockwatch's bookkeeping, and
+    # The real lock is the C RLock here: it records its owner in the same C call that takes
+    # it, so a signal handler that runs between that call and lockwatch's bookkeeping, and
     # takes this same RLock again, gets it reentrantly, exactly as with threading.RLock.
+    # (The C core needs no such help: nothing runs between its acquire and its bookkeeping.)
     _raw_factory = staticmethod(_RawRLock)
+
+    _count: int
+    _acquire_slow: Callable[[ThreadState, Any, Any, int], bool]
 
     def __init__(self, name: str | None = None, *, rank: int | None = None) -> None:
         super().__init__(name, rank=rank)
@@ -563,26 +631,6 @@ class RLock(InstrumentedLock):
         return self._acquire_slow(state, blocking, timeout, 1)
 
     __enter__ = acquire  # type: ignore[assignment]
-
-    def _acquire_slow(self, state: ThreadState, blocking: Any, timeout: Any, count: int) -> bool:
-        if self._owner is state:
-            _check_arguments(blocking, timeout)
-            self._count += count
-            return True
-        warning = None
-        if blocking and timeout == -1 and state.ctx.depth and not self._order_known(state):
-            warning = self._learn(state)  # may raise, before the thread blocks
-        if not self._wait(state, blocking, timeout):
-            return False
-        try:
-            self._count = count
-            self._record(state)
-        except BaseException:
-            self._abandon()
-            raise
-        if warning is not None:
-            self._warn(state, warning)
-        return True
 
     def release(self) -> None:
         """Release once; the lock is free when every acquire has been matched."""
@@ -647,6 +695,43 @@ class RLock(InstrumentedLock):
         if self._parked:
             self._wake_one()
 
+
+if TYPE_CHECKING:
+    _RLockCore = _PyRLockCore
+else:
+    _RLockCore = _PyRLockCore if _ccore is None else _ccore.RLockCore
+
+
+class RLock(_RLockCore, InstrumentedLock):
+    """A drop-in ``threading.RLock`` that records its owner, recursion count and waiters.
+
+    Reentrancy is handled here (owner + count over a raw lock), so a nested
+    acquire by the owner never touches the real lock.
+    """
+
+    __slots__ = ()
+    _kind = "RLock"
+
+    def _acquire_slow(self, state: ThreadState, blocking: Any, timeout: Any, count: int) -> bool:
+        if self._owner is state:
+            _check_arguments(blocking, timeout)
+            self._count += count
+            return True
+        warning = None
+        if blocking and timeout == -1 and state.ctx.depth and not self._order_known(state):
+            warning = self._learn(state)  # may raise, before the thread blocks
+        if not self._wait(state, blocking, timeout):
+            return False
+        try:
+            self._count = count
+            self._record(state)
+        except BaseException:
+            self._abandon()
+            raise
+        if warning is not None:
+            self._warn(state, warning)
+        return True
+
     def locked(self) -> bool:
         """True if any thread holds the lock (``RLock.locked`` of Python 3.14)."""
         if self._owner is not None:
@@ -659,8 +744,9 @@ class RLock(InstrumentedLock):
 
     def _real_is_mine(self) -> bool:
         # The C RLock knows its owner: held by this thread but not recorded means this
-        # thread's own acquire was interrupted between the two.
-        return bool(self._real._is_owned()) and self._owner is None
+        # thread's own acquire was interrupted between the two. (A plain lock cannot tell.)
+        is_owned = getattr(self._real, "_is_owned", None)
+        return is_owned is not None and bool(is_owned()) and self._owner is None
 
     # --- the private protocol Condition uses ---------------------------------------
 

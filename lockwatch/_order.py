@@ -45,6 +45,8 @@ STACK_LIMIT = 16
 MAX_PATHS = 16
 #: Same-class instance orders kept at most; the oldest are forgotten first.
 MAX_INSTANCE_EDGES = 100_000
+#: Class-level orders kept at most (generated creation sites); the oldest are forgotten first.
+MAX_CLASS_EDGES = 20_000
 #: Same-class predecessors remembered on one lock for the hot path (then forgotten and relearned).
 MAX_PAIRS_PER_LOCK = 16
 #: How long an acquiring thread waits for the checker's own lock before it
@@ -157,6 +159,7 @@ class Finding:
 
 _graph_lock = _allocate_raw_lock()
 _class_succ: dict[LockClass, dict[LockClass, _ClassEdge]] = {}
+_class_edge_ages: dict[tuple[LockClass, LockClass], None] = {}  # insertion order = age
 _same_class: dict[LockClass, _Edge] = {}  # classes nested within themselves: the first such edge
 # Same-class instance orders: serial -> serial -> edge, the reverse map, a topological order.
 _inst_succ: dict[int, dict[int, _Edge]] = {}
@@ -227,6 +230,7 @@ def reset() -> None:
     """Forget everything learned (for tests of lockwatch itself)."""
     with _graph_lock:
         _class_succ.clear()
+        _class_edge_ages.clear()
         _same_class.clear()
         _inst_succ.clear()
         _inst_pred.clear()
@@ -337,6 +341,20 @@ def _check(state: ThreadState, lock: Any) -> LockOrderWarning | None:
     return warning
 
 
+def _forget_oldest_class_edges() -> None:
+    """Bound memory (100k generated creation sites): the oldest tenth of class orders is forgotten."""
+    for key in list(itertools.islice(_class_edge_ages, MAX_CLASS_EDGES // 10)):
+        del _class_edge_ages[key]
+        successors = _class_succ.get(key[0])
+        if successors is not None:
+            successors.pop(key[1], None)
+            if not successors:
+                del _class_succ[key[0]]
+    _same_class.clear()
+    if len(_stacks) > MAX_CLASS_EDGES:
+        _stacks.clear()
+
+
 def _thread_token(state: ThreadState) -> int:
     return state.token
 
@@ -424,6 +442,9 @@ def _record(before: Any, lock: Any, candidate: _Edge, existing: _Edge | None, ga
     known = successors.get(lock._cls)
     if known is None:
         successors[lock._cls] = _ClassEdge(candidate, gate_classes)
+        _class_edge_ages[(before._cls, lock._cls)] = None
+        if len(_class_edge_ages) > MAX_CLASS_EDGES:
+            _forget_oldest_class_edges()
     else:
         known.gates = known.gates & gate_classes
         known.generation = _generation

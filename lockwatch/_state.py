@@ -117,6 +117,11 @@ class Context:
         """The context of holding this one plus a lock of ``cls``."""
         found = self.children.get(cls)
         if found is None:
+            if next(_contexts_made) % MAX_CONTEXTS == 0:
+                # Bounded: 100k generated creation sites must not keep 100k contexts. The
+                # tree is forgotten (threads inside it keep their path) and relearned.
+                ROOT.children.clear()
+                ROOT.ok.clear()
             found = self.children.setdefault(cls, Context(self, cls))
         return found
 
@@ -125,6 +130,9 @@ class Context:
 
 
 ROOT = Context(None, None)
+#: Contexts made before the tree is forgotten and relearned (memory stays bounded).
+MAX_CONTEXTS = 20_000
+_contexts_made = itertools.count(1)
 
 
 def context_of(held: list[Any], state: ThreadState) -> Context:

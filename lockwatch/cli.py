@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import click
 
 import lockwatch
-from lockwatch import _baseline, _config, _patch, _run
+from lockwatch import _baseline, _config, _locks, _patch, _run
 from lockwatch._config import DEADLOCK_EXIT_STATUS, HELP, ON_DEADLOCK_CHOICES, ORDER_CHOICES
 from lockwatch._errors import ConfigError, DumpError, ProgramNotFound, RenderError
 
@@ -109,7 +109,10 @@ class _Group(click.Group):
     epilog=_EXIT_STATUSES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(lockwatch.__version__, "--version", prog_name="lockwatch", message="%(prog)s %(version)s")
+@click.version_option(
+    lockwatch.__version__, "--version", prog_name="lockwatch",
+    message="%(prog)s %(version)s (core: " + _locks.core().replace("%", "%%") + ")",
+)
 def cli() -> None:
     """Find deadlocks and lock-order bugs in Python threads.
 

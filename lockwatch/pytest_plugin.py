@@ -440,11 +440,13 @@ class LockwatchSession:
         self.stop()
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from lockwatch import _locks  # which core runs the locks (C or Python)
+
         hang = "off" if self.settings.hang_timeout is None else f"{self.settings.hang_timeout:g} s"
         order = {"raise": "raise (inversions fail the test)", "warn": "warn", "off": "off"}[self.order]
         line = (
             f"lockwatch: on (interval {self.settings.interval:g} s, order {order}, "
-            f"hang_timeout {hang}, on_deadlock break, dumps in {self.settings.dump_dir})"
+            f"hang_timeout {hang}, on_deadlock break, dumps in {self.settings.dump_dir}); core: {_locks.core()}"
         )
         if self.role == "controller":
             line += "; xdist workers share learned lock orders"

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import lockwatch
-from lockwatch import _signals, cli
+from lockwatch import _locks, _signals, cli
 from lockwatch._config import DEADLOCK_EXIT_STATUS
 
 #: Seconds any subprocess may take before it is killed and the test fails.
@@ -117,7 +117,7 @@ def test_run_help_uses_the_shared_setting_help() -> None:
 
 def test_version() -> None:
     result = invoke("--version")
-    assert (result.exit_code, result.output) == (0, f"lockwatch {lockwatch.__version__}\n")
+    assert (result.exit_code, result.output) == (0, f"lockwatch {lockwatch.__version__} (core: {_locks.core()})\n")
 
 
 def test_unknown_command_and_option() -> None:

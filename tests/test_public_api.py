@@ -9,7 +9,7 @@ import lockwatch
 
 PUBLIC = {
     "Config", "ConfigError", "DeadlockError", "DumpError", "Lock", "LockOrderViolation",
-    "LockOrderWarning", "LockwatchError", "RenderError", "RLock", "Report", "is_patched",
+    "LockOrderWarning", "LockwatchError", "RenderError", "RLock", "Report", "core", "is_patched",
     "patch", "snapshot", "unpatch", "write_baseline",
 }
 

@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from lockwatch import _locks
+
 # Every inner session runs in a subprocess: its patching never touches this one.
 INNER_TIMEOUT = 60
 
@@ -247,7 +249,8 @@ def test_ini_enables_and_configures(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        [f"lockwatch: on (interval 0.1 s, order warn, hang_timeout off, on_deadlock break, dumps in {pytester.path / 'dumps-here'})"]
+        [f"lockwatch: on (interval 0.1 s, order warn, hang_timeout off, on_deadlock break, "
+         f"dumps in {pytester.path / 'dumps-here'}); core: {_locks.core()}"]
     )
 
 
@@ -256,7 +259,8 @@ def test_header_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_ok(): pass")
     result = run(pytester, "--lockwatch", "--lockwatch-hang-timeout=5")
     result.stdout.fnmatch_lines(
-        ["lockwatch: on (interval 0.25 s, order raise (inversions fail the test), hang_timeout 5 s, on_deadlock break, dumps in *lockwatch-dumps)"]
+        ["lockwatch: on (interval 0.25 s, order raise (inversions fail the test), hang_timeout 5 s, on_deadlock break, "
+         f"dumps in *lockwatch-dumps); core: {_locks.core()}"]
     )
 
 
