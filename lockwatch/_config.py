@@ -57,6 +57,9 @@ class Config:
     baseline: str | None = None
     #: Whether SIGUSR1 writes a snapshot dump.
     signal: bool = True
+    #: Whether child processes (multiprocessing, Python subprocesses) are watched too:
+    #: the settings in force are exported to them through LOCKWATCH=1 and LOCKWATCH_*.
+    children: bool = False
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -80,6 +83,9 @@ HELP = {
     "baseline": "Lock-order baseline file: orders recorded in it are accepted, only new ones "
     "are reported.",
     "signal": "Whether SIGUSR1 writes a snapshot dump (default on).",
+    "children": "Watch child processes too (multiprocessing children, Python subprocesses): "
+    "they get LOCKWATCH=1 and these settings, and write their own dumps (with their pid in the "
+    "names) into the same dump directory.",
 }
 
 
@@ -173,7 +179,7 @@ def validate(name: str, value: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"baseline must be a file path (from {source}), not {value!r}")
         return value
-    if name == "signal":
+    if name in ("signal", "children"):
         return _parse_bool(value, name, source)
     raise _unknown_setting(name, source)
 

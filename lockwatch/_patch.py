@@ -8,7 +8,7 @@ from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lockwatch import _order, _state, _watchdog
+from lockwatch import _adopt, _order, _startup, _state, _watchdog
 from lockwatch._config import Config, resolve
 from lockwatch._locks import Lock, RLock
 
@@ -37,12 +37,15 @@ class Patch:
         with _patches_lock:
             if self in _active:
                 return self
-            if not _active:
+            first = not _active
+            if first:
                 _originals["Lock"] = threading.Lock
                 _originals["RLock"] = threading.RLock
                 threading.Lock = Lock  # type: ignore[misc, assignment]
                 threading.RLock = RLock  # type: ignore[misc, assignment]
             _active.append(self)
+        if first:
+            _adopt.adopt()  # logging's locks, made before the patch: swapped for instrumented ones while free
         try:
             _apply(self.config)
         except BaseException:
@@ -64,6 +67,8 @@ class Patch:
             _watchdog.deactivate()
             _order.deactivate()
             _state.break_enabled = False
+            _adopt.restore()  # the raw locks go back where they are free
+            _startup.export_to_children(None)
         else:
             _apply(remaining.config)
 
@@ -93,6 +98,7 @@ def _apply(config: Config) -> None:
     _state.break_enabled = config.on_deadlock == "break"
     _order.activate(config)
     _watchdog.activate(config)
+    _startup.export_to_children(config)  # LOCKWATCH=1 and these settings for child processes, or not
 
 
 def patch(func: Callable[..., Any] | None = None, /, **settings: Any) -> Any:

@@ -201,6 +201,7 @@ def _check_writable(path: str, option: str) -> None:
 @click.option("--declared-order", metavar="A,B,C", help=HELP["declared_order"])
 @click.option("--baseline", metavar="FILE", help=HELP["baseline"])
 @click.option("--no-signal", is_flag=True, default=False, help="Do not answer SIGUSR1 / `lockwatch dump` with snapshots.")
+@click.option("--children", is_flag=True, default=False, help=HELP["children"])
 @click.option("--write-baseline", metavar="FILE",
               help="At exit, write the lock orders seen during the run to FILE (a baseline for --baseline).")
 @click.argument("program", nargs=-1, type=click.UNPROCESSED, metavar="SCRIPT [ARGS]...")
@@ -214,6 +215,7 @@ def run(
     declared_order: str | None,
     baseline: str | None,
     no_signal: bool,
+    children: bool,
     write_baseline: str | None,
     program: tuple[str, ...],
 ) -> NoReturn:
@@ -233,6 +235,7 @@ def run(
       lockwatch run -m mypkg --verbose           # runs mypkg/__main__.py
       lockwatch run --on-deadlock exit --dump-dir /tmp/dumps tests/stress.py
       lockwatch run --hang-timeout 30 --order raise server.py
+      lockwatch run --children -m mypkg.pool     # multiprocessing children are watched too
       lockwatch run --write-baseline lock-order.json app.py   # then: --baseline lock-order.json
     """
     args = list(program)
@@ -250,6 +253,7 @@ def run(
         "declared_order": _setting("declared_order", "--declared-order", declared_order),
         "baseline": _setting("baseline", "--baseline", baseline),
         "signal": False if no_signal else None,
+        "children": True if children else None,
     }
     try:
         config = _config.resolve(explicit, explicit_source="command line")

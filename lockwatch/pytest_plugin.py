@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -126,10 +127,19 @@ def pytest_configure(config: pytest.Config) -> None:
 def _enabled(config: pytest.Config) -> bool:
     if _cli_value(config, "lockwatch"):
         return True
+    if _started_by_hook():
+        return True  # LOCKWATCH=1 pytest: the start-up hook patched this process before pytest began
     try:
         return bool(config.getini("lockwatch"))
     except ValueError as exc:
         raise pytest.UsageError(f"lockwatch: the ini key lockwatch must be true or false: {exc}") from None
+
+
+def _started_by_hook() -> bool:
+    from lockwatch import _startup
+
+    hook_patch = _startup.startup_patch
+    return hook_patch is not None and hook_patch.active
 
 
 def _cli_value(config: pytest.Config, dest: str) -> Any:
@@ -317,6 +327,11 @@ class LockwatchSession:
         self.shared_dir: str | None = None
         self.marker_error: str | None = None
         self.owns_shared_dir = False
+        # Locks made before lockwatch: the ones adopted (instrumented since), and the ones left raw
+        # (labels; None when they could not be counted).
+        self.adopted: list[str] = []
+        self.raw_locks: list[str] | None = None
+        self.census_error: str | None = None
         # True while a test phase runs: subtest reports made then leave the findings to the phase's report.
         self.in_phase = False
         self.previous_excepthook: Any = None
@@ -330,6 +345,18 @@ class LockwatchSession:
         _events.print_to_stderr = False  # findings are presented in test reports instead
         _events.subscribe(self._on_report)
         self.patch = _patch.Patch(self.settings).start()
+        self.count_raw_locks()
+
+    def count_raw_locks(self) -> None:
+        """The raw locks alive once the session is patched (logging's have been adopted by then)."""
+        from lockwatch import _adopt
+
+        self.adopted = _adopt.adopted_locks()
+        try:
+            self.raw_locks = _adopt.raw_locks()
+        except Exception as exc:  # noqa: BLE001 - a census is a nicety: the header says it failed
+            self.raw_locks = None
+            self.census_error = repr(exc)
 
     def stop(self) -> None:
         from lockwatch import _events, _order
@@ -412,7 +439,7 @@ class LockwatchSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.stop()
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from lockwatch import _locks  # which core runs the locks (C or Python)
 
         hang = "off" if self.settings.hang_timeout is None else f"{self.settings.hang_timeout:g} s"
@@ -423,7 +450,25 @@ class LockwatchSession:
         )
         if self.role == "controller":
             line += "; xdist workers share learned lock orders"
-        return line
+        return [line, "lockwatch: " + self.pre_existing_locks()]
+
+    def pre_existing_locks(self) -> str:
+        """One line on the locks lockwatch found raw when it patched: adopted, left raw, and what cannot be known."""
+        if self.role == "controller":
+            return "raw locks (made before lockwatch, or straight from _thread) are counted in each xdist worker"
+        if self.raw_locks is None:
+            return f"the raw locks made before lockwatch could not be counted ({self.census_error})"
+        adopted = (
+            f"adopted {len(self.adopted)} locks made before it ({', '.join(self.adopted)})" if self.adopted
+            else "no lock made before it needed adopting"
+        )
+        if not self.raw_locks:
+            return f"{adopted}; no raw lock left"
+        return (
+            f"{adopted}; {len(self.raw_locks)} raw locks stay unwatched ({_grouped(self.raw_locks)}), "
+            "made before it or straight from _thread; whether tests use them cannot be counted "
+            "(a raw lock records nothing)"
+        )
 
     # --- tests -------------------------------------------------------------------------
 
@@ -547,6 +592,10 @@ class LockwatchSession:
                 verdict = "withdrawn (a lock of the cycle is a hand-off lock)"
             elif self.recorder is not None:
                 verdict = "handed to the lockwatch fixture"
+            elif kind == "lock-order" and self.item_order == "raise" and _standard_library_only(finding.report):
+                # e.g. logging's own inversion (FileHandler.close vs dictConfig), visible since its locks
+                # are adopted: real, but no test can change it.
+                verdict = "reported (the standard library's own lock order)"
             elif kind in FAILING_KINDS or (kind == "lock-order" and self.item_order == "raise"):
                 verdict = "failed"
                 failing.append(finding)
@@ -609,14 +658,70 @@ class LockwatchSession:
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.role == "worker" or not self.summary:
+        if self.role == "worker":
             return
         terminalreporter.section("lockwatch")
         for where, kind, summary, paths, verdict in self.summary:
-            line = f"{verdict.upper()} {where} - {kind}: {summary}"
+            shout, bracket, why = verdict.partition(" (")  # "reported (why)": the why stays as written
+            line = f"{shout.upper()}{bracket}{why} {where} - {kind}: {summary}"
             terminalreporter.line(line)
             if paths:
                 terminalreporter.line(f"    dump: {', '.join(paths)}")
+        terminalreporter.line(self.pre_existing_locks())
+
+
+def _standard_library_only(report: Report) -> bool:
+    """Whether every order in the report's cycles was taken by standard-library code, not the tests' own.
+
+    An order's place is its stack's innermost frame outside threading.py and
+    queue.py (``with condition:`` and ``queue.put()`` take locks there on the
+    caller's behalf). A stack that is missing counts as the tests' own.
+    """
+    edges = [edge for cycle in report.order_cycles for edge in cycle]
+    if not edges:
+        return False
+    for edge in edges:
+        frames = [frame for frame in edge.stack if _normal(frame.file) not in _LOCK_PLUMBING]
+        if not frames or not _in_standard_library(frames[-1].file):
+            return False
+    return True
+
+
+def _normal(path: str) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def _in_standard_library(path: str) -> bool:
+    normal = _normal(path)
+    if normal.startswith(_THIRD_PARTY_DIRS):
+        return False
+    return normal.startswith(_STDLIB_DIRS)
+
+
+def _stdlib_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    stdlib = tuple({_normal(paths[key]) + os.sep for key in ("stdlib", "platstdlib") if paths.get(key)})
+    # site-packages may sit inside the standard library's directory (a system Python).
+    third_party = tuple({_normal(paths[key]) + os.sep for key in ("purelib", "platlib") if paths.get(key)})
+    return stdlib, third_party
+
+
+_STDLIB_DIRS, _THIRD_PARTY_DIRS = _stdlib_dirs()
+_LOCK_PLUMBING = {_normal(threading.__file__), _normal(queue.__file__)}
+
+
+def _grouped(labels: list[str], shown: int = 6) -> str:
+    """``threading._active_limbo_lock, cached_property.lock x32, ...``: the most frequent labels first."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    parts = [label if count == 1 else f"{label} x{count}" for label, count in ranked[:shown]]
+    if len(ranked) > shown:
+        parts.append(f"{sum(count for _label, count in ranked[shown:])} more")
+    return ", ".join(parts)
 
 
 def _one_line(finding: _Finding) -> str:
