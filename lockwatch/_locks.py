@@ -17,6 +17,7 @@ one Python definition of it below. ``LOCKWATCH_PURE=1`` forces the Python core.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import queue
 import sys
@@ -79,12 +80,10 @@ _SKIPPED_CREATION_FILES = frozenset(
 _PACKAGE_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _skip_cache: dict[str, bool] = {}
 
-def _try_acquire(real: Any) -> bool:
-    return real.acquire(False)  # type: ignore[no-any-return]
-
-
-def _release(real: Any) -> None:
-    real.release()
+# C callables: ``list.extend(map(_try_acquire, (real,)))`` stores the try-acquire's answer
+# without any Python code running between the acquire and the store (see _acquire_in_main_thread).
+_try_acquire = operator.methodcaller("acquire", False)
+_release = operator.methodcaller("release")
 
 
 # Guards the one-time creation of a lock's list of parked waiters (break mode only).
