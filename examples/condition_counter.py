@@ -21,8 +21,8 @@ Expect:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class WaitableCounter:

@@ -23,8 +23,9 @@ import contextvars
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _connection = threading.local()
@@ -113,7 +114,7 @@ def main() -> None:
     problems = []
     owners: dict[tuple[int, int], set[int]] = {}
     for rid, rows in results.items():
-        for seen_rid, value, conn in rows:
+        for seen_rid, _value, conn in rows:
             if seen_rid != rid:
                 problems.append(f"{rid}: a worker saw request id {seen_rid}")
             owners.setdefault(conn, set()).add(conn[0])

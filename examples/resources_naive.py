@@ -22,8 +22,8 @@ The cure is in resources_ordered.py.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class ResourceManager:

@@ -14,8 +14,8 @@ Expect:
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 #: The one order resources are ever locked in, outermost first.
 RESOURCE_ORDER = ("db", "cache", "log")

@@ -27,7 +27,8 @@ import argparse
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Callback = Callable[[Any, "BaseException | None"], None]
 _STOP = object()  # tells a worker or a pipeline stage to finish

@@ -9,9 +9,10 @@ import re
 import stat
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Union
+from typing import Any
 
 from lockwatch._errors import ConfigError
 
@@ -34,7 +35,7 @@ ORDER_CHOICES = ("off", "warn", "raise")
 #: Exit status of a process ended by ``on_deadlock="exit"``.
 DEADLOCK_EXIT_STATUS = 86
 
-OnDeadlock = Union[str, Callable[..., Any]]
+OnDeadlock = str | Callable[..., Any]
 
 
 @dataclass(frozen=True)

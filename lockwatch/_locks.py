@@ -23,9 +23,8 @@ import queue
 import sys
 import threading
 import warnings
-from _thread import allocate_lock as _allocate_raw_lock
 from _thread import RLock as _RawRLock
-from _thread import get_ident
+from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -151,7 +150,7 @@ class InstrumentedLock(_LockFields):
     _raw_factory = staticmethod(_allocate_raw_lock)  # what the real lock underneath is
 
     _real: Any
-    _owner: ThreadState | None
+    _owner: Any  # the owning ThreadState, or None (Any: compared by identity with thread-local lookups)
     _cls: LockClass
     _serial: int
     _parked: list[Any] | None
@@ -407,7 +406,8 @@ class _PyLockCore(InstrumentedLock):
                     ctx = state.ctx
                     cls = self._cls
                     warning = None
-                    if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                    if (ctx.depth and blocking and cls not in ctx.ok and _state.order_checker
+                            and not self._same_class_known(state)):
                         warning = self._learn(state)  # may raise (order="raise"): the lock is given back
                         ctx = state.ctx
                     if cls.signal:
@@ -442,7 +442,8 @@ class _PyLockCore(InstrumentedLock):
             if got[0]:
                 ctx = state.ctx
                 cls = self._cls
-                if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                if (ctx.depth and blocking and cls not in ctx.ok and _state.order_checker
+                        and not self._same_class_known(state)):
                     warning = self._learn(state)
                 self._record(state)
         except BaseException:
@@ -457,13 +458,14 @@ class _PyLockCore(InstrumentedLock):
             self._warn(state, warning)  # gives the lock back if it raises (warnings as errors)
         return True
 
-    __enter__ = acquire  # type: ignore[assignment]
+    __enter__ = acquire
 
     def release(self) -> None:
         """Release the lock; any thread may release it, as with ``threading.Lock``."""
         owner = self._owner
         if owner is not None:
-            if owner is getattr(_local, "state", None):
+            me: Any = getattr(_local, "state", None)
+            if owner is me:
                 # Inlined _unrecord (the owner's own release is the hot path).
                 if owner.main:
                     self._release_in_main_thread(owner)
@@ -474,7 +476,7 @@ class _PyLockCore(InstrumentedLock):
                     del held[-1]
                     ctx = owner.ctx
                     if ctx.cls is self._cls:
-                        owner.ctx = ctx.parent  # type: ignore[assignment]
+                        owner.ctx = ctx.parent
                     elif not self._cls.signal:
                         owner.drop_stale()
                 else:
@@ -494,7 +496,8 @@ class _PyLockCore(InstrumentedLock):
         # The body of release(), repeated: a call saved on every ``with`` block (~15 % here).
         owner = self._owner
         if owner is not None:
-            if owner is getattr(_local, "state", None):  # the thread itself, not its reusable ident
+            me: Any = getattr(_local, "state", None)
+            if owner is me:  # the thread itself, not its reusable ident
                 if owner.main:
                     self._release_in_main_thread(owner)
                     return
@@ -504,7 +507,7 @@ class _PyLockCore(InstrumentedLock):
                     del held[-1]
                     ctx = owner.ctx
                     if ctx.cls is self._cls:
-                        owner.ctx = ctx.parent  # type: ignore[assignment]
+                        owner.ctx = ctx.parent
                     elif not self._cls.signal:
                         owner.drop_stale()
                 else:
@@ -559,12 +562,12 @@ class Lock(_LockCore, InstrumentedLock):
 
     def locked(self) -> bool:
         """True if the lock is held by any thread."""
-        return self._real.locked()  # type: ignore[no-any-return]
+        return self._real.locked()
 
     # Condition's fallback for a plain lock treats "locked by anyone" as owned;
     # this is the same answer without a try-acquire.
     def _is_owned(self) -> bool:
-        return self._real.locked()  # type: ignore[no-any-return]
+        return self._real.locked()
 
     def _at_fork_reinit(self) -> None:
         self._owner = None
@@ -584,7 +587,7 @@ class _PyRLockCore(InstrumentedLock):
     # it, so a signal handler that runs between that call and lockwatch's bookkeeping, and
     # takes this same RLock again, gets it reentrantly, exactly as with threading.RLock.
     # (The C core needs no such help: nothing runs between its acquire and its bookkeeping.)
-    _raw_factory = staticmethod(_RawRLock)
+    _raw_factory = staticmethod(_RawRLock)  # type: ignore[assignment]
 
     _count: int
     _acquire_slow: Callable[[ThreadState, Any, Any, int], bool]
@@ -610,7 +613,8 @@ class _PyRLockCore(InstrumentedLock):
                     ctx = state.ctx
                     cls = self._cls
                     warning = None
-                    if ctx.depth and blocking and cls not in ctx.ok and _state.order_checker and not self._same_class_known(state):
+                    if (ctx.depth and blocking and cls not in ctx.ok and _state.order_checker
+                            and not self._same_class_known(state)):
                         warning = self._learn(state)
                         ctx = state.ctx
                     self._count = 1
@@ -629,12 +633,12 @@ class _PyRLockCore(InstrumentedLock):
                 raise
         return self._acquire_slow(state, blocking, timeout, 1)
 
-    __enter__ = acquire  # type: ignore[assignment]
+    __enter__ = acquire
 
     def release(self) -> None:
         """Release once; the lock is free when every acquire has been matched."""
         try:
-            state = _local.state
+            state: ThreadState = _local.state
         except AttributeError:  # a thread that never took an instrumented lock
             raise RuntimeError("cannot release un-acquired lock") from None
         if self._owner is not state:
@@ -653,7 +657,7 @@ class _PyRLockCore(InstrumentedLock):
             del held[-1]
             ctx = state.ctx
             if ctx.cls is self._cls:
-                state.ctx = ctx.parent  # type: ignore[assignment]
+                state.ctx = ctx.parent
             else:
                 state.drop_stale()
         else:
@@ -666,7 +670,7 @@ class _PyRLockCore(InstrumentedLock):
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         # The body of release(), repeated: a call saved on every ``with`` block.
         try:
-            state = _local.state
+            state: ThreadState = _local.state
         except AttributeError:
             raise RuntimeError("cannot release un-acquired lock") from None
         if self._owner is not state:
@@ -684,7 +688,7 @@ class _PyRLockCore(InstrumentedLock):
             del held[-1]
             ctx = state.ctx
             if ctx.cls is self._cls:
-                state.ctx = ctx.parent  # type: ignore[assignment]
+                state.ctx = ctx.parent
             else:
                 state.drop_stale()
         else:
@@ -757,7 +761,7 @@ class RLock(_RLockCore, InstrumentedLock):
         return self._count if self._is_owned() else 0
 
     def _release_save(self) -> tuple[int, int | None]:
-        state = getattr(_local, "state", None)
+        state: ThreadState | None = getattr(_local, "state", None)
         if state is None or self._owner is not state:
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count

@@ -41,8 +41,8 @@ class Patch:
             if first:
                 _originals["Lock"] = threading.Lock
                 _originals["RLock"] = threading.RLock
-                threading.Lock = Lock  # type: ignore[misc, assignment]
-                threading.RLock = RLock  # type: ignore[misc, assignment]
+                threading.Lock = Lock  # type: ignore[assignment]
+                threading.RLock = RLock  # type: ignore[assignment]
             _active.append(self)
         if first:
             _adopt.adopt()  # logging's locks, made before the patch: swapped for instrumented ones while free
@@ -61,8 +61,8 @@ class Patch:
             _active.remove(self)
             remaining = _active[-1] if _active else None
             if remaining is None:
-                threading.Lock = _originals.pop("Lock")  # type: ignore[misc]
-                threading.RLock = _originals.pop("RLock")  # type: ignore[misc]
+                threading.Lock = _originals.pop("Lock")
+                threading.RLock = _originals.pop("RLock")
         if remaining is None:
             _watchdog.deactivate()
             _order.deactivate()

@@ -6,8 +6,9 @@ import gc
 import json
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from _order_helpers import order_warnings

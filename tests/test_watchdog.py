@@ -11,10 +11,11 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -235,7 +236,7 @@ def test_deadlock_inside_thread_pool_workers(tmp_path: Path) -> None:
             futures = [pool.submit(task, a, b), pool.submit(task, b, a)]
             exceptions = [f.exception(timeout=JOIN) for f in futures]
     assert sum(isinstance(e, lockwatch.DeadlockError) for e in exceptions) == 1
-    assert [f.result() for f, e in zip(futures, exceptions) if e is None] == ["done"]
+    assert [f.result() for f, e in zip(futures, exceptions, strict=False) if e is None] == ["done"]
     dump = only_deadlock(tmp_path)
     assert all(name.startswith("pool") for name in cycle_names(dump))
 
