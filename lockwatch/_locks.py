@@ -466,11 +466,12 @@ class _PyLockCore(InstrumentedLock):
         if owner is not None:
             me: Any = getattr(_local, "state", None)
             if owner is me:
-                # Inlined _unrecord (the owner's own release is the hot path).
-                if owner.main:
-                    self._release_in_main_thread(owner)
-                    return
-                self._owner = None
+                # The real lock first: an interruption after it (Ctrl-C lands in the main
+                # thread) leaves stale bookkeeping, which every reader skips, never a lock
+                # taken for good. No call between the test and the store: one step under the GIL.
+                self._real.release()
+                if self._owner is owner:
+                    self._owner = None
                 held = owner.held
                 if held and held[-1] is self:
                     del held[-1]
@@ -482,8 +483,10 @@ class _PyLockCore(InstrumentedLock):
                 else:
                     _discard(held, self)
                     owner.drop_stale()
-            else:
-                self._released_by_other()
+                if self._parked:
+                    self._wake_one()
+                return
+            self._released_by_other()
         elif self._real.locked():
             # Taken but not yet recorded: its taker is between the try and the
             # owner store. Only another thread can be releasing it.
@@ -498,10 +501,12 @@ class _PyLockCore(InstrumentedLock):
         if owner is not None:
             me: Any = getattr(_local, "state", None)
             if owner is me:  # the thread itself, not its reusable ident
-                if owner.main:
-                    self._release_in_main_thread(owner)
-                    return
-                self._owner = None
+                # The real lock first: an interruption after it (Ctrl-C lands in the main
+                # thread) leaves stale bookkeeping, which every reader skips, never a lock
+                # taken for good. No call between the test and the store: one step under the GIL.
+                self._real.release()
+                if self._owner is owner:
+                    self._owner = None
                 held = owner.held
                 if held and held[-1] is self:
                     del held[-1]
@@ -513,8 +518,10 @@ class _PyLockCore(InstrumentedLock):
                 else:
                     _discard(held, self)
                     owner.drop_stale()
-            else:
-                self._released_by_other()
+                if self._parked:
+                    self._wake_one()
+                return
+            self._released_by_other()
         elif self._real.locked():
             self._cls.signal = True
         self._real.release()

@@ -218,8 +218,12 @@ class ThreadState:
         self.main = ident == threading.main_thread().ident
 
     def owned(self) -> list[InstrumentedLock]:
-        """The locks this thread really holds now, oldest first (stale entries skipped)."""
-        return [lock for lock in list(self.held) if lock._owner is self]
+        """The locks this thread really holds now, oldest first (stale entries skipped).
+
+        A lock still naming this thread as owner but free was released by a release
+        that an exception (Ctrl-C) cut short after the real lock went: not held.
+        """
+        return [lock for lock in list(self.held) if lock._owner is self and lock.locked()]
 
     def drop_stale(self, unreachable: bool = False) -> None:
         """Forget held entries of locks released by other threads; called by the thread itself.
@@ -337,7 +341,10 @@ def reachable_held(state: ThreadState) -> list[Any]:
     order or wait. Safe from any thread: it only reads.
     """
     # Counted on the held list itself (a copy would add a reference to each lock).
-    return [lock for lock, refs in _refcounts(state.held) if refs > _ONLY_IN_HELD_LIST and lock._owner is state]
+    return [
+        lock for lock, refs in _refcounts(state.held)
+        if refs > _ONLY_IN_HELD_LIST and lock._owner is state and lock.locked()
+    ]
 
 
 # --- hooks set by other parts (kept as module globals: read on the hot path) --
