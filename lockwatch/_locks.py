@@ -194,6 +194,10 @@ class InstrumentedLock(_LockFields):
         """Where the lock was created: (file, line, function)."""
         return self._cls.site
 
+    def locked(self) -> bool:
+        """True if any thread holds the lock (Lock and RLock each answer it their way)."""
+        raise NotImplementedError
+
     def owner_ident(self) -> int | None:
         """The thread id of the current owner, or None."""
         owner = self._owner
