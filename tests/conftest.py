@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _reports import Collector
 
 import lockwatch
-from lockwatch import _order
+from lockwatch import _events, _order
 
 
 @pytest.fixture
@@ -32,3 +33,12 @@ def watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[
     for handle in reversed(handles):  # only ours: an outer session patch stays
         handle.stop()
     _order.reset()
+
+
+@pytest.fixture
+def collect() -> Iterator[Collector]:
+    """Every report lockwatch publishes while the test runs."""
+    collector = Collector()
+    _events.subscribe(collector)
+    yield collector
+    _events.unsubscribe(collector)

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _reports import Collector
 
 import lockwatch
-from lockwatch import _events
-from lockwatch._model import Report
 
 #: Seconds a subprocess may take before it is killed and the test fails (a hang is the bug under test).
 TIMEOUT = 40.0
@@ -54,25 +53,6 @@ def dumps(directory: Path, kind: str = "*") -> list[dict[str, Any]]:
     return [json.loads(Path(p).read_text()) for p in sorted(glob.glob(str(directory / f"{kind}-*.json")))]
 
 
-class Collector:
-    """Every report lockwatch publishes while the test runs, plus LockOrderWarnings issued."""
-
-    def __init__(self) -> None:
-        self.reports: list[Report] = []
-
-    def __call__(self, report: Report, paths: Any) -> None:
-        self.reports.append(report)
-
-    def kinds(self) -> list[str]:
-        return [r.kind for r in self.reports]
-
-
-@pytest.fixture
-def collect() -> Any:
-    collector = Collector()
-    _events.subscribe(collector)
-    yield collector
-    _events.unsubscribe(collector)
 
 
 # --- the logging-handler inversion (lockwatch hung the program it watched) ----------------------

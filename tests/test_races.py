@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _reports import Collector
 
 import lockwatch
-from lockwatch import _events
-from lockwatch._model import Report
 
 JOIN = 15.0
 
@@ -44,23 +43,6 @@ def run_python(tmp_path: Path, source: str, *args: str, timeout: float) -> subpr
         pytest.fail(f"the program hung (killed after {timeout} s)\nstdout: {exc.stdout!r}\nstderr: {exc.stderr!r}")
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.reports: list[Report] = []
-
-    def __call__(self, report: Report, paths: Any) -> None:
-        self.reports.append(report)
-
-    def kinds(self) -> list[str]:
-        return [r.kind for r in self.reports]
-
-
-@pytest.fixture
-def collect() -> Any:
-    collector = Collector()
-    _events.subscribe(collector)
-    yield collector
-    _events.unsubscribe(collector)
 
 
 def lockwatch_errors(stderr: str) -> list[str]:
