@@ -172,7 +172,6 @@ _reported: set[tuple[Any, ...]] = set()  # keys of findings already reported
 _first_reports: dict[tuple[Any, ...], Any] = {}  # finding key -> its report, once the reporter made it
 _findings_by_report: dict[int, tuple[Report, Finding]] = {}  # id(report) -> (report, its finding)
 _edge_seq = itertools.count(1)
-_thread_tokens = itertools.count(1)
 # Imported orders have no lock instances here: negative serials never collide with local ones.
 _foreign_ids = itertools.count(-1, -1)
 _stacks: dict[tuple[RawFrame, ...], tuple[RawFrame, ...]] = {}  # interned: one copy per code path
@@ -355,10 +354,6 @@ def _forget_oldest_class_edges() -> None:
         _stacks.clear()
 
 
-def _thread_token(state: ThreadState) -> int:
-    return state.token
-
-
 def _learn(
     state: ThreadState, lock: Any, held: list[Any]
 ) -> tuple[list[Finding], bool, bool, list[tuple[int, frozenset[int]]]]:
@@ -478,8 +473,8 @@ def _reorder(u: int, v: int) -> None:
     closes a cycle (those were found and reported, or refused, before).
     """
     upper, lower = _inst_order[u], _inst_order[v]
-    forward = _reach(v, _inst_succ, lambda n: _inst_order[n] < upper, lambda n: _inst_succ.get(n, {}))
-    backward = _reach(u, _inst_pred, lambda n: _inst_order[n] > lower, lambda n: _inst_pred.get(n, ()))
+    forward = _reach(v, lambda n: _inst_order[n] < upper, lambda n: _inst_succ.get(n, {}))
+    backward = _reach(u, lambda n: _inst_order[n] > lower, lambda n: _inst_pred.get(n, ()))
     if u in forward:  # a cycle after all (e.g. gated): keep the order as it is
         return
     nodes = sorted(backward, key=_inst_order.__getitem__) + sorted(forward, key=_inst_order.__getitem__)
@@ -488,7 +483,8 @@ def _reorder(u: int, v: int) -> None:
         _inst_order[node] = position
 
 
-def _reach(start: int, _graph: Any, inside: Any, neighbours: Any) -> set[int]:
+def _reach(start: int, inside: Any, neighbours: Any) -> set[int]:
+    """The nodes reachable from ``start`` through nodes for which ``inside`` holds."""
     seen = {start}
     todo = [start]
     while todo:
@@ -560,7 +556,7 @@ def _instance_cycle(candidate: _Edge, existing: _Edge | None) -> Finding | None:
     if upper < _inst_order[v]:
         return None  # agrees with the topological order: no path v -> u exists
     # A path v -> u can only run through nodes ordered between them (Pearce-Kelly's bound).
-    inside = _reach(v, _inst_succ, lambda n: _inst_order[n] <= upper, lambda n: _inst_succ.get(n, {}))
+    inside = _reach(v, lambda n: _inst_order[n] <= upper, lambda n: _inst_succ.get(n, {}))
     if u not in inside:
         return None
 

@@ -145,15 +145,6 @@ def context_of(held: list[Any], state: ThreadState) -> Context:
     return ctx
 
 
-def forget_contexts() -> None:
-    """Drop every learned context (a new declared order or baseline must be checked afresh)."""
-    global ROOT
-    ROOT = Context(None, None)
-    for state in states():
-        state.ctx = ROOT
-        state.resync = True
-
-
 # --- threads ---------------------------------------------------------------------------
 
 _tokens = itertools.count(1)
@@ -176,7 +167,6 @@ class ThreadState:
         "name",
         "held",
         "ctx",
-        "resync",
         "waiting_for",
         "wait_since",
         "wait_timed",
@@ -199,7 +189,6 @@ class ThreadState:
         self.name = name
         self.held: list[InstrumentedLock] = []
         self.ctx = ROOT
-        self.resync = False  # ctx must be recomputed from held (contexts were forgotten)
         self.waiting_for: InstrumentedLock | None = None
         self.wait_since: float | None = None
         self.wait_timed = False  # the current wait has a timeout (it cannot deadlock forever)
@@ -239,7 +228,6 @@ class ThreadState:
         elif any(lock._owner is not self for lock in held):
             held[:] = [lock for lock in held if lock._owner is self]
         self.ctx = context_of(held, self)
-        self.resync = False
 
     def __repr__(self) -> str:
         return f"<ThreadState {self.ident} holding {len(self.held)} waiting_for={self.waiting_for!r}>"
@@ -313,14 +301,6 @@ def prune_dead_threads() -> None:
             threads.pop(state.token, None)
 
 
-def is_alive(state: ThreadState, live_idents: Any) -> bool:
-    """Whether ``state``'s thread still runs (its ident is live, and was not reused by a newer state)."""
-    if not state.alive or state.ident not in live_idents:
-        return False
-    newer = [other for other in states() if other.ident == state.ident and other.token > state.token]
-    return not newer
-
-
 # --- held locks nobody can release ---------------------------------------------
 
 
@@ -364,10 +344,13 @@ PARK_FALLBACK = 5.0
 #: Threads lockwatch runs itself: never order-checked, left out of reports.
 internal_thread_idents: set[int] = set()
 
+def nobody_to_notify() -> None:
+    """What notify_watchdog is while lockwatch is not patched in."""
+
+
 #: Set by the watchdog: starts it if needed and wakes it. Called from user
 #: threads mid-acquire, so it only starts a raw thread or releases a raw lock.
-def notify_watchdog() -> None:
-    return None
+notify_watchdog: Callable[[], None] = nobody_to_notify
 
 #: Findings recorded by user threads for the reporter (the watchdog thread):
 #: tuples whose first item names the kind. Appended from any thread, drained by the reporter.

@@ -672,15 +672,11 @@ def deactivate() -> None:
         watchdog = _watchdog
         _watchdog = None
         _config = None
-        _state.notify_watchdog = _state_noop
+        _state.notify_watchdog = _state.nobody_to_notify
     if watchdog is not None:
         watchdog.stop()
     _signals.uninstall_handler()
     _signals.unregister()
-
-
-def _state_noop() -> None:
-    pass
 
 
 def is_running() -> bool:
