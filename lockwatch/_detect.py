@@ -142,6 +142,12 @@ def describe_cycle(cycle: Sequence[CycleStep], report: Report) -> str:
                 f"{waiter(step.thread)} waits for {target(step)}, "
                 "which it already holds itself (a Lock is not reentrant)"
             )
+        entry = report.awaited_entry(str(step.waits_for))
+        if entry is not None and entry.kind == "pool":
+            return (
+                f"{waiter(step.thread)} waits for {target(step)}, which only it could run: "
+                "every worker of the pool is busy waiting (pool starvation)"
+            )
         return f"{waiter(step.thread)} waits for {target(step)}, which only it could end"
     parts = []
     for index, step in enumerate(steps):

@@ -326,6 +326,8 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
 
     found, source_notes = _other_waits()
     # Non-lock waits by waiter: the innermost lock wait, when there is one, wins.
+    # Condition waits (Event, Queue...) have no known owner: they only say for how long.
+    condition_waits = {edge.waiter: edge for edge in found.edges if edge.target.kind == "condition"}
     # Waits with a timeout end by themselves: only those that can last forever are shown as such.
     other_waits = {
         edge.waiter: edge for edge in found.edges
@@ -376,6 +378,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         other = other_waits.get(ident) if waiting is None else None
         if other is not None:
             waiting_in = None
+        notified = condition_waits.get(ident) if waiting is None and other is None else None
         if alive and thread is not None:
             name = thread.name
         else:
@@ -391,7 +394,8 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 waiting_for=None if waiting is None else waiting[0].id,
                 waiting_seconds=(
                     round(waiting[1] or 0.0, 6) if waiting is not None
-                    else _seconds(other.since, now) if other is not None else None
+                    else _seconds(other.since, now) if other is not None
+                    else _seconds(notified.since, now) if notified is not None else None
                 ),
                 waits_for=None if other is None else other.target.id,
                 stack=frames_of(frame, lock_wait=waiting is not None or other is not None),
