@@ -41,6 +41,8 @@ STOP_TIMEOUT = 2.0
 EXIT_DRAWING_TIMEOUT = 5.0
 #: Consecutive looks with nothing to watch after which the watchdog thread ends.
 IDLE_LOOKS = 1
+#: How soon after it starts the watchdog takes its first look.
+FIRST_LOOK = 0.05
 #: A wait that closed a chain of waits on its own waiter is looked at again this much later:
 #: the same waits on both looks are a deadlock, a hand-off in flight has moved on.
 QUICK_RECHECK = 0.05
@@ -148,7 +150,10 @@ class _Watchdog:
         _state.internal_thread_idents.add(self.ident)
         idle_looks = 0
         try:
-            next_look = monotonic() + self.config.interval
+            # The first look comes soon: most waits that start a watchdog (a Condition wait of
+            # a few milliseconds) are over by then, and an idle watchdog leaves at once instead
+            # of staying an interval (a program's thread count is its own again sooner).
+            next_look = monotonic() + min(self.config.interval, FIRST_LOOK)
             while not self.stopping:
                 if not _state.findings or self.held_back:
                     remaining = next_look - monotonic()
