@@ -47,7 +47,7 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from lockwatch import _waits
+from lockwatch import _state, _waits
 from lockwatch._waits import Edge, Found, Target, TaskNode
 
 # --- what install() replaces ---------------------------------------------------------
@@ -117,6 +117,7 @@ def _wait_started(primitive: Any) -> tuple[Any, Any]:
         return None, None
     record = (weakref.ref(task), primitive._lw_ref, monotonic())
     _waiting[id(task)] = record
+    _state.notify_watchdog()  # as a thread's first wait does: starts the watchdog, or wakes it
     return task, record
 
 
@@ -293,6 +294,11 @@ def uninstall() -> None:
 
 def installed() -> bool:
     return bool(_saved)
+
+
+def waiting() -> bool:
+    """Whether some task is blocked in an instrumented primitive now (the watchdog has something to watch)."""
+    return bool(_waiting)
 
 
 # --- reporting side -----------------------------------------------------------------------
