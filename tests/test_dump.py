@@ -70,7 +70,7 @@ def test_json_is_pretty_sorted_and_stable(tmp_path: Path) -> None:
     first, second = write_report(deadlock(), tmp_path)[0], write_report(deadlock(), tmp_path)[0]
     text = Path(first).read_text(encoding="utf-8")
     assert text == Path(second).read_text(encoding="utf-8") == dump_json(deadlock())
-    assert text.startswith('{\n  "argv": [') and text.endswith("}\n")
+    assert text.startswith('{\n  "all_asleep": false,\n  "argv": [') and text.endswith("}\n")
     assert list(json.loads(text)) == sorted(json.loads(text))
     assert json.loads(text)["lockwatch"] == 1
 
