@@ -514,7 +514,10 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
     # A thread starts in threading's bootstrap: its first line of the program is the target.
     while start < end - 1 and _is_thread_start(frames[start]):
         start += 1
-    return frames[start:end]
+    # lockwatch's pass-through wrappers between two frames of the program (a pool's work
+    # item, a patched join) say nothing about it either.
+    kept = frames[start:end]
+    return [f for i, f in enumerate(kept) if i in (0, len(kept) - 1) or not is_lockwatch_file(f.file)]
 
 
 def _is_thread_start(frame: Frame) -> bool:

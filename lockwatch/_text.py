@@ -86,6 +86,12 @@ class _Names:
         for thread in report.threads:
             if thread.waits_for is not None:
                 self.waiters.setdefault(thread.waits_for, {})[thread.id] = None
+        # In a deadlock, a thread's block names the waits on it that are part of the deadlock;
+        # a bystander's join or result() is told on the bystander's own block.
+        self.stuck_waits: set[tuple[int, str]] | None = None
+        if report.cycles or report.chains:
+            self.stuck_waits = {(step.thread, step.target) for steps in (*report.cycles, *report.chains)
+                                for step in steps if step.waits_for is not None}
 
     def thread(self, ident: int, *, word: bool = True) -> str:
         info = self.threads.get(ident)
@@ -104,13 +110,15 @@ class _Names:
         info = self.awaited.get(awaited_id)
         if info is None:
             return f"{awaited_id} (not in this dump)"
-        if info.kind == "thread":
-            return f"{info.title} (join)"
-        if info.kind == "task":
-            return f"{info.title} (await)"
-        if info.state == "pending" and "pending" not in info.title:
-            return f"{info.title} (pending)"
-        return info.title
+        title = info.title
+        # Say what kind of wait it is, unless the label already does ('thread "w" to end (join)').
+        if info.kind == "thread" and "join" not in title:
+            return f"{title} (join)"
+        if info.kind == "task" and "await" not in title:
+            return f"{title} (await)"
+        if info.state == "pending" and "pending" not in title:
+            return f"{title} (pending)"
+        return title
 
     def step_target(self, step: CycleStep) -> str:
         return self.lock(step.lock) if step.lock is not None else self.target(step.target)
@@ -122,8 +130,8 @@ class _Names:
         info = self.awaited.get(step.target)
         if info is None:
             return f" owned by {owner}"
-        if info.kind in ("thread", "task"):
-            return ""  # the label names it: a join or an await waits for that very thread or task
+        if info.kind in ("thread", "task") or owner in info.title:
+            return ""  # the label names it: a join waits for that very thread, 'future run by thread "w"'
         if info.any_of:
             if len(info.owners) > 1:
                 return f" to be run by any of {len(info.owners)} busy workers, among them {owner}"
@@ -136,7 +144,10 @@ class _Names:
         return ", ".join(self.thread(owner) for owner in info.owners)
 
     def waiters_of(self, awaited_id: str) -> list[int]:
-        return list(self.waiters.get(awaited_id, ()))
+        waiters = list(self.waiters.get(awaited_id, ()))
+        if self.stuck_waits is None:
+            return waiters
+        return [w for w in waiters if (w, awaited_id) in self.stuck_waits]
 
     def order_lock(self, lock_id: str, label: str | None) -> str:
         info = self.locks.get(lock_id)
@@ -380,12 +391,12 @@ def _owned(thread: ThreadInfo, names: _Names) -> list[str]:
                 lines.append(f"awaited by {by}")
             continue
         if info.any_of:
-            text = f"may run {info.title} (pending: any worker of its pool can run it)"
-        elif info.kind == "future":
-            text = f"runs {info.title}"
+            lines.append(f"may run {info.title}" + (f", waited for by {by}" if waiters else ""))
+        elif info.kind in ("future", "pool"):
+            # A future's label may name this very thread ('future run by thread "w"'): say it plainly.
+            lines.append(f"runs a future {by} waits for" if waiters else f"runs {info.title}")
         else:
-            text = f"holds {info.title}"
-        lines.append(text + (f", waited for by {by}" if waiters else ""))
+            lines.append(f"holds {info.title}" + (f", waited for by {by}" if waiters else ""))
     return lines
 
 
@@ -414,6 +425,9 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
         info = names.locks.get(thread.waiting_for)
         if owner is not None:
             text += f", held by {names.thread(owner)}" + (" (inferred)" if info is not None and info.inferred else "")
+            holder = names.threads.get(owner)
+            if holder is not None and not holder.alive:
+                text += " (ended)"
         lines = [text]
         if thread.waiting_inferred:
             lines.append(f"  (inferred: {thread.waiting_inferred})")
@@ -442,8 +456,8 @@ def _waiting_beyond(thread: ThreadInfo, names: _Names, also: bool = False) -> li
     if info is None or not info.owners:
         return [text]
     step = CycleStep(thread.id, waits_for=thread.waits_for)
-    link = names.link(step, names.owners(info)) if info.kind not in ("thread", "task") else ""
-    if info.any_of and len(info.owners) > 1:
+    link = names.link(step, names.owners(info))
+    if info.any_of and len(info.owners) > 1 and link:
         link = f" to be run by any of {names.owners(info)}"
     lines = [text + ("," + link if link else "")]
     if info.site is not None:

@@ -299,7 +299,11 @@ def test_pool_starvation_is_a_thread_waiting_for_work_only_it_can_run() -> None:
         "which only it can run"
     ]
     worker = text.split('Thread "ThreadPoolExecutor-0_0"')[1].split("Blocked behind it")[0]
-    assert 'runs future of outer() in ThreadPoolExecutor-0, waited for by thread "MainThread"' in worker
+    # The bystander's wait is told on its own block, not on the worker's.
+    assert '  runs future of outer() in ThreadPoolExecutor-0\n' in worker
+    snap = format_report(pool_starvation().replace(kind="snapshot", cycles=()))
+    assert '  runs a future thread "MainThread" waits for\n' in snap
+    assert '  may run future of inner() in ThreadPoolExecutor-0, waited for by thread "ThreadPoolExecutor-0_0"\n' in worker
     assert ("waits for future of inner() in ThreadPoolExecutor-0 (pending) for 3.5 s, "
             'to be run by thread "ThreadPoolExecutor-0_0"') in worker
     assert "(that future was submitted at crawl.py:12 in outer)" in worker
@@ -352,7 +356,7 @@ def test_a_cycle_of_a_thread_and_a_task() -> None:
         '  thread "MainThread" waits for lock "db" held by thread "bridge", '
         'which waits for future of run_coroutine_threadsafe(fetch()) run by "MainThread"'
     ]
-    assert '  runs future of run_coroutine_threadsafe(fetch()), waited for by thread "bridge"' in text
+    assert '  runs a future thread "bridge" waits for\n' in text
     with_task = mixed.replace(cycles=((CycleStep(8001, lock="L1"), CycleStep(1, waits_for="F1")),))
     assert format_report(with_task).startswith("DEADLOCK: 1 thread and 1 task are waiting for each other\n")
 
@@ -405,3 +409,30 @@ def test_show_prints_a_task_cycle_dump(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output == format_report(task_cycle())
     assert 'task "Task-2" waits for asyncio.Lock "lock_b" held by task "Task-3"' in result.output
+
+
+def test_labels_that_already_say_the_kind_and_the_owner_are_not_repeated() -> None:
+    """The snapshot's labels may read 'thread "worker" to end (join)' and 'future run by thread "w"'."""
+    report = pool_starvation()
+    f1, f2 = report.awaited
+    report = report.replace(awaited=(
+        dataclasses.replace(f1, label='future run by thread "ThreadPoolExecutor-0_0"'),
+        dataclasses.replace(f2, label="future pending in pool ThreadPoolExecutor-0 (1 of 1 workers)"),
+    ))
+    text = format_report(report)
+    assert ('waits for future run by thread "ThreadPoolExecutor-0_0" for 4.0 s\n') in text
+    assert "(pending) (" not in text and "pending in pool ThreadPoolExecutor-0 (1 of 1 workers) for 3.5 s" in text
+    join = join_cycle()
+    join = join.replace(awaited=(dataclasses.replace(join.awaited[0], label='thread "worker" to end (join)'),))
+    assert _cycle_lines(format_report(join)) == [
+        '  thread "MainThread" waits for thread "worker" to end (join), which waits for lock "state_lock" '
+        'held by "MainThread"'
+    ]
+
+
+def test_user_frames_drop_lockwatch_wrappers_between_program_frames() -> None:
+    worker = Frame("/usr/lib/python3.11/concurrent/futures/thread.py", 83, "_worker")
+    wrapper = Frame("/venv/lib/lockwatch/_beyond.py", 193, "instrumented")
+    run = Frame("/usr/lib/python3.11/concurrent/futures/thread.py", 58, "run")
+    user = Frame("/app/pool.py", 6, "outer")
+    assert user_frames((worker, wrapper, wrapper, run, user)) == [worker, run, user]
