@@ -270,6 +270,11 @@ class AwaitedInfo:
         """How reports call it."""
         return self.label or f"{self.kind} {self.id}"
 
+    @property
+    def is_work(self) -> bool:
+        """A future (or a pool's pending work): its owners *run* it rather than hold it."""
+        return self.kind in ("future", "pool")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -311,7 +311,7 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     if awaited_nodes:
         legend.append("green: waited for, not a lock (join, future, task, import...)")
     if any(entry.any_of for entry in awaited.values()):
-        legend.append("dashed from a future: any one of these workers can run it")
+        legend.append("dashed from a future or semaphore: any one of these can end the wait")
     if any(ident in waits.tasks for ident in thread_ids):
         legend.append("cut corners: an asyncio task")
     if any(_held_inferred(threads.get(ident), locks.get(waits.lock_nodes[node])) for node, ident in waits.held):
@@ -339,11 +339,11 @@ def _owner_label(entry: AwaitedInfo | None) -> str:
         return "owned by"
     if entry.kind in ("thread", "task"):
         return "ends with"
-    if entry.any_of:
-        return "to be run by any of"
-    if entry.kind in ("future", "pool"):
+    if entry.is_work:
+        if entry.any_of:
+            return "to be run by any of"
         return "to be run by" if entry.state == "pending" else "run by"
-    return "held by"
+    return "held by (any of)" if entry.any_of else "held by"
 
 
 def _focus(report: Report, waits: _Waits, thread_ids: set[int], target_nodes: set[str],
@@ -511,7 +511,7 @@ def _waits_headline(report: Report, waits: _Waits) -> str:
             if step.lock is not None:
                 return f"{prefix}: {who} waits for a lock it holds itself"
             entry = waits.awaited.get(step.target)
-            if entry is not None and (entry.any_of or entry.kind == "future"):
+            if entry is not None and entry.is_work:
                 return f"{prefix}: {who} waits for work that only it can run"
             return f"{prefix}: {who} waits for itself"
         if not idents and report.chains:
@@ -636,7 +636,7 @@ def _awaited_node(graph: Any, node: str, awaited_id: str, entry: AwaitedInfo | N
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
     tooltip = f"{entry.kind} {awaited_id} {entry.title!r}"
     if entry.any_of:
-        tooltip += "\nany one of its owners can complete it (a pool's workers)"
+        tooltip += "\nany one of its owners can end the wait (a pool's workers, a semaphore's holders)"
     if entry.site is not None:
         tooltip += f"\nat {entry.site.file}:{entry.site.line} in {entry.site.function}"
     graph.node(node, label=_html_lines(lines, muted=muted), tooltip=_text(tooltip), **attrs)

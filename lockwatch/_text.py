@@ -130,14 +130,16 @@ class _Names:
         info = self.awaited.get(step.target)
         if info is None:
             return f" owned by {owner}"
-        if info.kind in ("thread", "task") or owner in info.title:
+        if owner in info.title:
             return ""  # the label names it: a join waits for that very thread, 'future run by thread "w"'
-        if info.any_of:
-            if len(info.owners) > 1:
+        if info.kind in ("thread", "task"):
+            return f" (which needs {owner})"  # e.g. a gather() of several tasks
+        if info.any_of and len(info.owners) > 1:
+            if info.is_work:
                 return f" to be run by any of {len(info.owners)} busy workers, among them {owner}"
-            return f" to be run by {owner}"
-        if info.kind == "future":
-            return f" run by {owner}"
+            return f" held by {owner} and {_plural(len(info.owners) - 1, 'other')}"  # a Semaphore's holders
+        if info.is_work:
+            return f" to be run by {owner}" if info.any_of or info.state == "pending" else f" run by {owner}"
         return f" held by {owner}"
 
     def owners(self, info: AwaitedInfo) -> str:
@@ -186,7 +188,7 @@ def _header(report: Report, names: _Names) -> str:
             if step.lock is not None:
                 return f"DEADLOCK: {who} is waiting for a lock it holds itself"
             info = names.awaited.get(step.target)
-            if info is not None and (info.any_of or info.kind == "future"):
+            if info is not None and info.is_work:
                 return f"DEADLOCK: {who} is waiting for work that only it can run"
             return f"DEADLOCK: {who} is waiting for itself"
         if not idents and report.chains:
@@ -257,7 +259,7 @@ def _cycle_line(cycle: Iterable[CycleStep], names: _Names) -> str:
         if first.lock is not None:
             return f"{names.thread(first.thread)} waits for {names.lock(first.lock)}, which it holds itself"
         info = names.awaited.get(first.target)
-        verb = "run" if info is not None and (info.any_of or info.kind == "future") else "complete"
+        verb = "run" if info is not None and info.is_work else "complete"
         return f"{names.thread(first.thread)} waits for {names.target(first.target)}, which only it can {verb}"
     parts = []
     for index, step in enumerate(steps):
@@ -390,9 +392,9 @@ def _owned(thread: ThreadInfo, names: _Names) -> list[str]:
             if waiters:
                 lines.append(f"awaited by {by}")
             continue
-        if info.any_of:
+        if info.any_of and info.is_work:
             lines.append(f"may run {info.title}" + (f", waited for by {by}" if waiters else ""))
-        elif info.kind in ("future", "pool"):
+        elif info.is_work:
             # A future's label may name this very thread ('future run by thread "w"'): say it plainly.
             lines.append(f"runs a future {by} waits for" if waiters else f"runs {info.title}")
         else:
@@ -458,7 +460,7 @@ def _waiting_beyond(thread: ThreadInfo, names: _Names, also: bool = False) -> li
     step = CycleStep(thread.id, waits_for=thread.waits_for)
     link = names.link(step, names.owners(info))
     if info.any_of and len(info.owners) > 1 and link:
-        link = f" to be run by any of {names.owners(info)}"
+        link = f" to be run by any of {names.owners(info)}" if info.is_work else f" held by {names.owners(info)}"
     lines = [text + ("," + link if link else "")]
     if info.site is not None:
         made = {"future": "future was submitted", "pool": "future was submitted", "thread": "thread was started",

@@ -436,3 +436,24 @@ def test_user_frames_drop_lockwatch_wrappers_between_program_frames() -> None:
     run = Frame("/usr/lib/python3.11/concurrent/futures/thread.py", 58, "run")
     user = Frame("/app/pool.py", 6, "outer")
     assert user_frames((worker, wrapper, wrapper, run, user)) == [worker, run, user]
+
+
+def test_asyncio_semaphores_and_gathers_name_their_owners() -> None:
+    """Labels as the asyncio reader writes them: a semaphore held by several tasks, a gather() of tasks."""
+    report = task_cycle()
+    sem = AwaitedInfo(id="A1", kind="asyncio.Semaphore", label="asyncio.Semaphore from jobs.py:4 (held by 2 tasks)",
+                      owners=(2, 3), any_of=True, waiters=(1,))
+    gather = AwaitedInfo(id="G7", kind="task", label="gather() of 2", owners=(1, 3), state="pending", waiters=(2,))
+    third = dataclasses.replace(report.threads[2], id=3, name="Task-4", waits_for=None, role=None)
+    first = dataclasses.replace(report.threads[1], waits_for="A1")
+    second = dataclasses.replace(report.threads[2], waits_for="G7")
+    cyc = report.replace(threads=(report.threads[0], first, second, third), awaited=(sem, gather),
+                         cycles=((CycleStep(1, waits_for="A1"), CycleStep(2, waits_for="G7")),))
+    text = format_report(cyc)
+    assert _cycle_lines(text) == [
+        '  task "Task-2" waits for asyncio.Semaphore from jobs.py:4 (held by 2 tasks) held by task "Task-3" and '
+        '1 other, which waits for gather() of 2 (await) (which needs "Task-2")'
+    ]
+    assert ('waits for asyncio.Semaphore from jobs.py:4 (held by 2 tasks) for 3.0 s, held by task "Task-3", '
+            'task "Task-4"') in text
+    assert "to be run by" not in text and "may run" not in text
