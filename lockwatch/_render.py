@@ -273,8 +273,10 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     names = _duplicate_names(report.threads)
     for ident in sorted(thread_ids):
         node = waits.node(ident)
-        _thread_node(graph, node, ident, threads.get(ident), node in waits.hot_nodes, report.victim == ident,
-                     ident in names)
+        thread = threads.get(ident)
+        loop_thread = threads.get(thread.loop_thread) if thread is not None and thread.loop_thread is not None else None
+        _thread_node(graph, node, ident, thread, node in waits.hot_nodes, report.victim == ident,
+                     ident in names, loop_name=None if loop_thread is None else loop_thread.name)
     muted = _muted_targets(threads, waits)
     for node in lock_nodes:
         lock_id = waits.lock_nodes[node]
@@ -325,11 +327,14 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     notes = []
     if report.all_asleep:
         notes.append("every live thread was asleep (untimed waits, on two looks in a row)")
-    hidden = len([t for t in report.threads if t.id not in thread_ids])
+    hidden = {t.id for t in report.threads if t.id not in thread_ids}
     if limited is not None:
         notes.append(_partial_note(report, len(thread_ids), len(lock_nodes), len(awaited_nodes), max_nodes))
     elif hidden:
-        notes.append(f"{hidden} other thread{'s' if hidden != 1 else ''}, holding and waiting for nothing, not shown")
+        others = _who(hidden, waits).replace("thread", "other thread", 1).replace("task", "other task", 1)
+        if "other thread" in others:
+            others = others.replace("other task", "task")
+        notes.append(f"{others}, holding and waiting for nothing, not shown")
     return _waits_headline(report, waits), legend, notes
 
 
@@ -550,7 +555,7 @@ def _who(idents: set[int], waits: _Waits) -> str:
 
 
 def _thread_node(graph: Any, node: str, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,
-                 show_id: bool) -> None:
+                 show_id: bool, loop_name: str | None = None) -> None:
     if thread is None:
         graph.node(node, label=_html_lines([(f"thread {ident}", "b"), ("(not in this dump)", "note")]),
                    shape="box", style="rounded,dashed", color=_MUTED, fontcolor=_MUTED)
@@ -558,6 +563,8 @@ def _thread_node(graph: Any, node: str, ident: int, thread: ThreadInfo | None, i
     muted = _muted(thread) and not in_cycle
     name = f"{thread.name} (id {thread.id})" if show_id else thread.name
     lines: list[tuple[str, str]] = [(f"task {name}" if thread.is_task else name, "b")]
+    if thread.is_task and thread.loop_thread is not None and loop_name is not None:
+        lines.append((f"on the loop of {loop_name}", "note"))
     if victim:
         lines.append(("victim: gets DeadlockError", "alert"))
     if not thread.alive:
@@ -840,7 +847,7 @@ def _stack_text(stack: tuple[Frame, ...]) -> str:
 
 
 def _stack_tooltip(thread: ThreadInfo) -> str:
-    head = f"thread {thread.name!r} (id {thread.id}), most recent call last:"
+    head = f"{'task' if thread.is_task else 'thread'} {thread.name!r} (id {thread.id}), most recent call last:"
     return _text(head + "\n" + (_stack_text(thread.stack) or "(no stack)"))
 
 

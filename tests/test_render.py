@@ -474,7 +474,10 @@ def test_task_cycle_draws_tasks_unlike_threads_and_asyncio_locks_unlike_locks() 
     assert "held by" in _edge(dot, "wait_A1", "task_1") and "color=red3" in _edge(dot, "wait_A1", "task_1")
     assert "color=red3" in _edge(dot, "task_2", "wait_A1")
     assert "Deadlock: 2 tasks wait for each other" in dot and "cut corners: an asyncio task" in dot
-    assert "1 other thread" in dot  # the loop's thread, idle in select()
+    assert "1 other thread, holding" in dot  # the loop's thread, idle in select()
+    assert "on the loop of MainThread" in task and "tooltip=\"task 'Task-2' (id 1)" in task
+    idle = ThreadInfo(id=9, name="idle", daemon=False, kind="task")
+    assert "1 other thread and 1 task, holding" in to_dot(task_cycle().replace(threads=(*task_cycle().threads, idle)))
 
 
 def test_pool_starvation_draws_any_of_owners_dashed() -> None:
