@@ -533,6 +533,8 @@ def _waits_headline(report: Report, waits: _Waits) -> str:
         if not waiting:
             return "Hang: every thread is asleep" if report.all_asleep else "Hang"
         who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
+        if report.all_asleep:
+            return f"Hang: every thread is asleep ({who} blocked, longest {format_seconds(longest)})"
         return f"Hang: {who} blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
     blocked = sum(1 for t in report.threads if t.is_blocked)

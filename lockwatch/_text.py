@@ -209,6 +209,9 @@ def _header(report: Report, names: _Names) -> str:
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
             return "HANG: every thread is asleep" if report.all_asleep else "HANG"
+        if report.all_asleep:
+            blocked = _plural(len(waiting), "thread")
+            return f"HANG: every thread is asleep ({blocked} blocked, longest {format_seconds(longest)})"
         threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
         return f"HANG: {threads} been blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
@@ -221,6 +224,9 @@ def _header(report: Report, names: _Names) -> str:
     if report.cycles:
         deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
         text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
+    if report.chains:
+        chained = len({step.thread for chain in report.chains for step in chain})
+        text += f"; STUCK: {_plural(chained, 'thread')} waiting for an owner that no longer exists"
     return text
 
 

@@ -457,3 +457,18 @@ def test_asyncio_semaphores_and_gathers_name_their_owners() -> None:
     assert ('waits for asyncio.Semaphore from jobs.py:4 (held by 2 tasks) for 3.0 s, held by task "Task-3", '
             'task "Task-4"') in text
     assert "to be run by" not in text and "may run" not in text
+
+
+def test_every_thread_asleep_in_headers() -> None:
+    asleep = hang().replace(all_asleep=True)
+    assert format_report(asleep).startswith("HANG: every thread is asleep (2 threads blocked, longest 30.0 s)\n")
+    stuck = deadlock().replace(cycles=(), all_asleep=True)
+    text = format_report(stuck)
+    assert text.startswith("DEADLOCK: every thread is asleep\n") and f"Note: {ALL_ASLEEP}" in text
+    snap = format_report(orphaned_lock().replace(kind="snapshot"))
+    assert snap.startswith("SNAPSHOT: 3 threads, 1 lock held, 2 threads waiting; "
+                           "STUCK: 2 threads waiting for an owner that no longer exists\n")
+    from lockwatch._render import to_dot
+
+    assert "Hang: every thread is asleep (2 threads blocked, longest 30.0 s)" in to_dot(asleep)
+    assert "Deadlock: every thread is asleep" in to_dot(stuck)
