@@ -225,8 +225,8 @@ def _header(report: Report, names: _Names) -> str:
         deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
         text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
     if report.chains:
-        chained = len({step.thread for chain in report.chains for step in chain})
-        text += f"; STUCK: {_plural(chained, 'thread')} waiting for an owner that no longer exists"
+        chained_count = len({step.thread for chain in report.chains for step in chain})
+        text += f"; STUCK: {_plural(chained_count, 'thread')} waiting for an owner that no longer exists"
     return text
 
 
