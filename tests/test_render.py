@@ -574,3 +574,22 @@ def test_lockwatch_render_makes_an_svg_of_waits_beyond_locks(tmp_path: Path, mak
     # Every node of the cycle is drawn red.
     red = [node for node in root.iter() if node.attrib.get("stroke") == "#cd0000"]
     assert len(red) >= 8  # 4 nodes and 4 edges (paths and arrow heads)
+
+
+def test_each_kind_of_awaited_thing_has_its_own_shape() -> None:
+    shapes = {kind: _render._awaited_shape(kind) for kind in
+              ("thread", "task", "future", "pool", "import", "asyncio.Lock", "asyncio.Event", "greenlet")}
+    assert shapes == {"thread": "house", "task": "invhouse", "future": "note", "pool": "folder", "import": "tab",
+                      "asyncio.Lock": "octagon", "asyncio.Event": "octagon", "greenlet": "hexagon"}
+    assert "ellipse" not in shapes.values() and "box" not in shapes.values()  # locks and threads
+    report = join_cycle()
+    imported = report.replace(awaited=(AwaitedInfo(id="I3", kind="import", label='import lock of module "plugins.b"',
+                                                   owners=(7002,), waiters=(7001,)),),
+                              cycles=((CycleStep(7001, waits_for="I3"), CycleStep(7002, lock="L1")),))
+    imported = imported.replace(threads=(dataclasses.replace(imported.threads[0], waits_for="I3"), imported.threads[1]))
+    dot = to_dot(imported)
+    assert "shape=tab" in _line(dot, "wait_I3 [") and "held by" in _edge(dot, "wait_I3", "thread_7002")
+    from lockwatch._text import format_report
+
+    assert ('thread "MainThread" waits for import lock of module "plugins.b" held by thread "worker", '
+            'which waits for lock "state_lock" held by "MainThread"') in format_report(imported)
