@@ -43,6 +43,7 @@ import os
 import sys
 import types
 import weakref
+from _thread import get_ident
 from collections.abc import Iterable
 from time import monotonic
 from typing import Any
@@ -104,15 +105,33 @@ def _creation_site() -> tuple[str, int, str] | None:
     return None
 
 
-def _current_task() -> Any:
+if sys.version_info >= (3, 12):
+    _c_current_task: Any = getattr(sys.modules.get("_asyncio"), "current_task", None)
+else:
+    _c_current_task = None  # 3.10/3.11's finds the running loop with a getpid() call: slower than the dict
+
+
+def _current_task(primitive: Any) -> Any:
     """The task running now on this thread's loop, or None (a coroutine driven by hand)."""
+    if _c_current_task is not None:
+        try:
+            return _c_current_task()
+        except RuntimeError:  # no running loop
+            return None
+    # 3.10/3.11: the loop this primitive was last used on, if it is this thread's running one.
+    loop = primitive._lw_loop
+    if loop is not None and getattr(loop, "_thread_id", None) == get_ident():
+        return _current_tasks.get(loop)
     loop = _get_running_loop()
-    return None if loop is None else _current_tasks.get(loop)
+    if loop is None:
+        return None
+    primitive._lw_loop = loop
+    return _current_tasks.get(loop)
 
 
 def _wait_started(primitive: Any) -> tuple[Any, Any]:
     """Record that the current task may block in ``primitive``: (task, record), or (None, None)."""
-    task = _current_task()
+    task = _current_task(primitive)
     if task is None:
         return None, None
     record = (weakref.ref(task), primitive._lw_ref, monotonic())
@@ -132,6 +151,7 @@ class _Primitive:
     """What every instrumented primitive adds: a serial, where it was made, a weak reference to itself."""
 
     _lw_kind = "asyncio"
+    _lw_loop: Any = None  # the loop it was last used on (3.10/3.11: finds the running task faster)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the original's own checks and errors, word for word
@@ -143,16 +163,19 @@ class _Primitive:
 class Lock(_Primitive, _Lock):
     """``asyncio.Lock`` that records its owner task and the tasks waiting for it."""
 
+    _locked: bool  # the original's fields
+    _waiters: Any
     _lw_kind = "asyncio.Lock"
     _lw_owner: Any = None  # the task that acquired it (strong, like a threading lock's owner state)
     _lw_signal = False  # released by a task that did not take it: a hand-off, owner unknown from then on
 
     async def acquire(self) -> bool:
         if not self._locked and not self._waiters:
-            # The original's fast path in every version: it returns without suspending.
-            result = await super().acquire()
-            self._lw_owner = _current_task()
-            return result
+            # The original's fast path, word for word in every version (3.10-3.13): a free
+            # lock nobody waits for is taken at once, without suspending.
+            self._locked = True
+            self._lw_owner = _current_task(self)
+            return True
         task, record = _wait_started(self)
         try:
             result = await super().acquire()
@@ -163,10 +186,16 @@ class Lock(_Primitive, _Lock):
         return result
 
     def release(self) -> None:
-        super().release()
+        # The original's release, word for word in every version (3.10-3.13), and the owner forgotten.
+        if self._locked:
+            self._locked = False
+            self._wake_up_first()
+        else:
+            raise RuntimeError("Lock is not acquired.")
         owner = self._lw_owner
         self._lw_owner = None
-        if owner is not None and not self._lw_signal and owner is not _current_task():
+        # The owner's loop's running task is the releasing one (a primitive serves one loop).
+        if owner is not None and not self._lw_signal and _current_tasks.get(getattr(owner, "_loop", None)) is not owner:
             self._lw_signal = True
 
 
@@ -192,14 +221,14 @@ class Semaphore(_Primitive, _Semaphore):
     _lw_signal = False  # released by a task holding none: holders unknown from then on
 
     async def acquire(self) -> bool:
-        if self._value > 0 and not self._waiters:
-            # The original's fast path in every version: it returns without suspending.
-            result = await super().acquire()
-            task = _current_task()
+        if not self.locked():
+            # The original's fast path, word for word in every version (3.10-3.13).
+            self._value -= 1
+            task = _current_task(self)
         else:
             task, record = _wait_started(self)
             try:
-                result = await super().acquire()
+                await super().acquire()  # asks locked() again: the same answer, nothing ran since
             finally:
                 if record is not None:
                     _wait_ended(task, record)
@@ -211,13 +240,13 @@ class Semaphore(_Primitive, _Semaphore):
                 if holders is None:
                     holders = self._lw_holders = {}
                 holders[task] = holders.get(task, 0) + 1
-        return result
+        return True
 
     def release(self) -> None:
         super().release()
         if self._lw_signal:
             return
-        task = _current_task()
+        task = _current_task(self)
         holders = self._lw_holders
         count = None if holders is None or task is None else holders.get(task)
         if count is None:
