@@ -36,11 +36,13 @@ import asyncio.events
 import asyncio.futures
 import asyncio.locks
 import asyncio.tasks
+import concurrent.futures
 import functools
 import itertools
 import linecache
 import os
 import sys
+import threading
 import types
 import weakref
 from _thread import get_ident
@@ -48,7 +50,7 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from lockwatch import _state, _waits
+from lockwatch import _beyond, _state, _waits
 from lockwatch._waits import Edge, Found, Target, TaskNode
 
 # --- what install() replaces ---------------------------------------------------------
@@ -345,6 +347,9 @@ _first_seen: dict[int, tuple[Any, float]] = {}
 
 #: A coroutine chain deeper than this is cut (a recursion of awaits).
 MAX_DEPTH = 256
+#: Tasks read at one look, at most (about 5 us each): beyond, those blocked in an instrumented
+#: primitive come first. A task left out makes no edge, so nothing is reported that is not so.
+MAX_TASKS = 10_000
 
 _CTask: Any = getattr(asyncio.tasks, "_CTask", asyncio.Task)
 _PyTask: Any = getattr(asyncio.tasks, "_PyTask", asyncio.Task)
@@ -444,22 +449,37 @@ def _coroutine_frames(task: Any) -> list[Any]:
     return frames
 
 
-def _stack(frames: list[Any], trim_asyncio: bool) -> tuple[tuple[str, int, str, str | None], ...]:
+Stack = tuple[tuple[str, int, str, str | None], ...]
+# (trim, (code, line), ...) -> stack: a stack is a function of its code objects and lines, and
+# a thousand tasks parked at the same await share one. Reporter-only, cleared when it grows.
+_stacks: dict[tuple[bool, tuple[tuple[Any, int], ...]], Stack] = {}
+MAX_STACKS = 10_000
+
+
+def _stack(frames: list[Any], trim_asyncio: bool) -> Stack:
     """The coroutine stack as reports show it: without lockwatch's frames, ending at the user's line for a lock."""
-    stack = []
-    for frame in frames:
-        code = frame.f_code
+    places_key = tuple([(frame.f_code, frame.f_lineno) for frame in frames])
+    key = (trim_asyncio, places_key)
+    found = _stacks.get(key)
+    if found is not None:
+        return found
+    places = []
+    code: Any
+    for code, line in places_key:
         filename = code.co_filename
         path = _normalized(filename)
-        if path.startswith(_LOCKWATCH_DIR):
-            continue
-        stack.append((filename, frame.f_lineno or 0, code.co_name, path))
+        if not path.startswith(_LOCKWATCH_DIR):
+            places.append((filename, line or 0, code.co_name, path))
     if trim_asyncio:
         # A Lock or Semaphore wait ends at the user's ``async with`` line: asyncio's
         # __aenter__/acquire say nothing more (a Condition or Event wait keeps them).
-        while len(stack) > 1 and stack[-1][3].startswith(_ASYNCIO_DIR):
-            stack.pop()
-    return tuple((filename, line, function, _source_line(filename, line)) for filename, line, function, _ in stack)
+        while len(places) > 1 and places[-1][3].startswith(_ASYNCIO_DIR):
+            places.pop()
+    stack = tuple((filename, line, function, _source_line(filename, line)) for filename, line, function, _ in places)
+    if len(_stacks) >= MAX_STACKS:
+        _stacks.clear()
+    _stacks[key] = stack
+    return stack
 
 
 def _site_label(site: tuple[str, int, str] | None) -> str:
@@ -511,6 +531,76 @@ def _cancelled_by_timeout(task: Any, timed_futures: set[int]) -> bool:
     return False
 
 
+def _inner_code(function: Any, name: str) -> Any:
+    """The code object of the function ``name`` defined inside ``function`` (a closure asyncio makes per call)."""
+    code = getattr(function, "__code__", None)
+    for const in getattr(code, "co_consts", ()):
+        if isinstance(const, types.CodeType) and const.co_name == name:
+            return const
+    return None
+
+
+# asyncio.wait()'s per-call callback on each awaited future, and _chain_future's on a wrapper
+# (wrap_future, run_in_executor, run_coroutine_threadsafe): their closures say what waits for what.
+_ON_COMPLETION = _inner_code(getattr(asyncio.tasks, "_wait", None), "_on_completion")
+_CHECK_CANCEL = _inner_code(getattr(asyncio.futures, "_chain_future", None), "_call_check_cancel")
+
+
+def _closure(callback: Any) -> dict[str, Any]:
+    """A plain function's free variables by name (cells not yet set are left out)."""
+    cells = {}
+    for name, cell in zip(callback.__code__.co_freevars, callback.__closure__ or (), strict=False):
+        try:
+            cells[name] = cell.cell_contents
+        except ValueError:  # empty cell
+            continue
+    return cells
+
+
+def _callbacks_with(future: Any, code: Any) -> list[dict[str, Any]]:
+    """The closures of ``future``'s done-callbacks that run ``code``."""
+    if code is None:
+        return []
+    found = []
+    callbacks = future._callbacks if isinstance(future, _FUTURE_TYPES) else _field(future, "_done_callbacks")
+    for item in list(callbacks or ()):
+        callback = item[0] if type(item) is tuple else item
+        if type(callback) is types.FunctionType and callback.__code__ is code:
+            found.append(_closure(callback))
+    return found
+
+
+def task_behind(future: Any) -> int | None:
+    """The node id of the task that a ``run_coroutine_threadsafe`` future waits for, if it is still pending.
+
+    The concurrent future is chained to the task running the coroutine; the
+    thread blocked in its ``result()`` waits for that task (and, through it,
+    for the loop's thread). For the reporting side: reads fields only.
+    """
+    for cells in _callbacks_with(future, _CHECK_CANCEL):
+        task = cells.get("source")
+        if isinstance(task, _TASK_TYPES) and _pending(task):
+            return task_id(task)
+    return None
+
+
+class _Waits:
+    """What the ``asyncio.wait()`` calls of one look wait for, found from the awaited tasks' callbacks."""
+
+    def __init__(self, tasks: list[Any]) -> None:
+        # id(waiter future) -> (return_when, futures not yet done, the awaited pending tasks)
+        self.by_waiter: dict[int, tuple[str, int, list[Any]]] = {}
+        for task in tasks:
+            for cells in _callbacks_with(task, _ON_COMPLETION):
+                waiter = cells.get("waiter")
+                if waiter is None:
+                    continue
+                entry = self.by_waiter.get(id(waiter))
+                if entry is None:
+                    entry = self.by_waiter[id(waiter)] = (str(cells.get("return_when")), int(cells.get("counter", 0)), [])
+                entry[2].append(task)
+
+
 def _pending(future: Any) -> bool:
     return bool(future._state == "PENDING")
 
@@ -554,7 +644,7 @@ def _primitive_target(primitive: Any) -> Target:
     return Target(f"A{primitive._lw_serial}", kind, label, owners, any_of=any_of, site=site)
 
 
-def _future_target(future: Any, frames: list[Any]) -> Target:
+def _future_target(future: Any, frames: list[Any], look: _Look | None = None) -> Target:
     """What a task awaiting ``future`` (not a primitive's) waits for."""
     if isinstance(future, _TASK_TYPES):
         serial = task_id(future)
@@ -562,8 +652,27 @@ def _future_target(future: Any, frames: list[Any]) -> Target:
     if _GatheringFuture is not None and isinstance(future, _GatheringFuture):
         children = [child for child in list(future._children) if isinstance(child, _TASK_TYPES) and _pending(child)]
         owners = tuple(sorted({task_id(child) for child in children}))
-        label = f"gather() of {len(future._children)}"
+        every = list(future._children)
+        what = "tasks" if all(isinstance(child, _TASK_TYPES) for child in every) else "awaitables"
+        label = f"gather() of {len(every)} {what}"
         return Target(f"G{_future_id(future)}", _waits.TASK, label, owners, state="pending")
+    in_wait = look is not None and bool(frames) and frames[-1].f_code is _WAIT_CODE
+    waited = look.waits.by_waiter.get(id(future)) if in_wait and look is not None else None
+    if waited is not None:
+        return_when, remaining, awaited = waited
+        owners = tuple(sorted({task_id(task) for task in awaited}))
+        any_of = return_when != "ALL_COMPLETED"
+        if any_of and remaining > len(awaited):
+            owners = ()  # a future that is not a task may end the wait too: nobody known
+        label = f"wait() for {'any' if any_of else 'all'} of {remaining}"
+        return Target(f"AW{_future_id(future)}", _waits.TASK, label, owners, any_of=any_of, state="pending")
+    for cells in _callbacks_with(future, _CHECK_CANCEL):
+        source = cells.get("source")
+        if isinstance(source, concurrent.futures.Future):
+            # run_in_executor / wrap_future: what the thread side knows of that future.
+            target = _beyond._future_target(source, dict(threading._active))  # type: ignore[attr-defined]
+            if target is not None:
+                return target
     where = ""
     if frames:
         code = frames[-1].f_code
@@ -584,25 +693,33 @@ def source() -> Found:
     """Every live task of every running loop as a TaskNode, and what each suspended one waits for."""
     now = monotonic()
     running = {id(task) for task in (_current_tasks.get(loop) for loop in _copy(_current_tasks)) if task is not None}
-    tasks: list[Any] = []
+    tasks: list[tuple[Any, int]] = []
     loops: dict[int, Any] = {}
+    threads: dict[int, int | None] = {}  # id(loop) -> the ident of the thread running it
     seen: set[int] = set()
     for task in _registered_tasks():
         if id(task) in seen or not isinstance(task, _TASK_TYPES) or not _pending(task):
             continue
         seen.add(id(task))
         loop = task._loop
-        if _field(loop, "_thread_id") is None:
+        key = id(loop)
+        if key not in threads:
+            threads[key] = _field(loop, "_thread_id")
+        thread = threads[key]
+        if thread is None:
             continue  # a loop that is not running: its tasks wait for it, not for each other
-        loops[id(loop)] = loop
-        tasks.append(task)
-    timed_futures, timed_tasks = _timed_waits(loops.values())
+        loops[key] = loop
+        tasks.append((task, thread))
+    if len(tasks) > MAX_TASKS:
+        tasks.sort(key=lambda item: id(item[0]) not in _waiting)
+        del tasks[MAX_TASKS:]
+    look = _Look(tasks, running, loops.values(), now)
     nodes: list[TaskNode] = []
     edges: list[Edge] = []
     serials: set[int] = set()
-    for task in tasks:
+    for task, thread in tasks:
         try:
-            node, edge = _read_task(task, running, timed_futures, timed_tasks, now)
+            node, edge = _read_task(task, thread, look)
         except Exception:  # noqa: BLE001  (a task that changed under the reader is read at the next look)
             continue
         serials.add(node.id)
@@ -614,12 +731,31 @@ def source() -> Found:
     return Found(tuple(edges), tuple(nodes))
 
 
-def _read_task(task: Any, running: set[int], timed_futures: set[int], timed_tasks: set[int],
-               now: float) -> tuple[TaskNode, Edge | None]:
+_WAIT_CODE = getattr(getattr(asyncio.tasks, "_wait", None), "__code__", None)
+
+
+class _Look:
+    """What one call of the source reads once and every task's reading shares."""
+
+    def __init__(self, tasks: list[tuple[Any, int]], running: set[int], loops: Iterable[Any], now: float) -> None:
+        self.tasks = tasks
+        self.running = running
+        self.timed_futures, self.timed_tasks = _timed_waits(loops)
+        self.now = now
+        self._waits: _Waits | None = None
+
+    @property
+    def waits(self) -> _Waits:
+        """The asyncio.wait() calls in progress, read the first time a task is seen in one."""
+        if self._waits is None:
+            self._waits = _Waits([task for task, _thread in self.tasks])
+        return self._waits
+
+
+def _read_task(task: Any, loop_thread: int, look: _Look) -> tuple[TaskNode, Edge | None]:
     serial = task_id(task)
-    loop_thread = _field(task._loop, "_thread_id")
     frames = _coroutine_frames(task)
-    future = None if id(task) in running else task._fut_waiter
+    future = None if id(task) in look.running else task._fut_waiter
     target: Target | None = None
     since: float | None = None
     if future is not None and isinstance(future, _FUTURE_TYPES) and _pending(future):
@@ -631,12 +767,12 @@ def _read_task(task: Any, running: set[int], timed_futures: set[int], timed_task
             target = _primitive_target(primitive)
             since = record[2]  # type: ignore[index]
         else:
-            target = _future_target(future, frames)
-            since = _since(serial, future, now)
+            target = _future_target(future, frames, look)
+            since = _since(serial, future, look.now)
     trim = target is not None and target.kind in ("asyncio.Lock", "asyncio.Semaphore")
     node = TaskNode(serial, _task_name(task), _stack(frames, trim), loop_thread, since)
     if target is None:
         return node, None
-    timed = (id(task) in timed_tasks or id(future) in timed_futures
-             or _cancelled_by_timeout(task, timed_futures))
+    timed = (id(task) in look.timed_tasks or id(future) in look.timed_futures
+             or _cancelled_by_timeout(task, look.timed_futures))
     return node, Edge(serial, target, since, timed)

@@ -360,6 +360,76 @@ def test_awaiting_a_task_or_a_gather_waits_for_those_tasks(loop: LoopThread) -> 
 
 
 @pytest.mark.timeout(30)
+def test_asyncio_wait_waits_for_all_or_any_of_its_tasks(loop: LoopThread) -> None:
+    never = loop.call(asyncio.Event)
+    inner = [loop.start(never.wait(), f"inner-{n}") for n in range(2)]
+
+    async def wait_all() -> None:
+        await asyncio.wait(inner)
+
+    async def wait_any() -> None:
+        await asyncio.wait(inner, return_when=asyncio.FIRST_COMPLETED)
+
+    async def wait_any_with_a_plain_future() -> None:
+        await asyncio.wait([*inner, asyncio.get_running_loop().create_future()], return_when=asyncio.FIRST_COMPLETED)
+
+    waiting = [loop.start(wait_all(), "all"), loop.start(wait_any(), "any"), loop.start(wait_any_with_a_plain_future(), "any+")]
+    loop.until(suspended(*inner, *waiting))
+    found = _aio.source()
+    ids = {task.name: task.id for task in found.tasks}
+    by_waiter = edges_by_waiter(found)
+    both = tuple(sorted((ids["inner-0"], ids["inner-1"])))
+    assert (by_waiter[ids["all"]].target.owners, by_waiter[ids["all"]].target.any_of) == (both, False)
+    assert (by_waiter[ids["any"]].target.owners, by_waiter[ids["any"]].target.any_of) == (both, True)
+    assert by_waiter[ids["any+"]].target.owners == ()  # the plain future may end it: nobody known
+    assert by_waiter[ids["all"]].target.kind == "task"
+    loop.close(*waiting, *inner)
+
+
+@pytest.mark.timeout(30)
+def test_a_task_awaiting_run_in_executor_waits_for_the_worker_thread(loop: LoopThread) -> None:
+    from lockwatch import _beyond
+
+    started, leave = threading.Event(), threading.Event()
+    worker: list[int] = []
+
+    def job() -> None:
+        worker.append(threading.get_ident())
+        started.set()
+        leave.wait(JOIN)
+
+    async def offload() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, job)
+
+    _beyond.install()  # the thread side: which worker runs which future
+    try:
+        task = loop.start(offload(), "offload")
+        assert started.wait(JOIN)
+        loop.until(suspended(task))
+        found = _aio.source()
+        ids = {node.name: node.id for node in found.tasks}
+        target = edges_by_waiter(found)[ids["offload"]].target
+        assert target.kind == "future" and target.owners == (worker[0],), target
+    finally:
+        leave.set()
+        _beyond.uninstall()
+    loop.until(task.done)
+
+
+@pytest.mark.timeout(30)
+def test_run_coroutine_threadsafe_future_leads_to_its_task(loop: LoopThread) -> None:
+    never = loop.call(asyncio.Event)
+    future = asyncio.run_coroutine_threadsafe(never.wait(), loop.loop)
+    tasks = loop.call(lambda: [t for t in asyncio.all_tasks(loop.loop) if t is not asyncio.current_task()])
+    loop.until(suspended(*tasks))
+    (task,) = tasks
+    assert _aio.task_behind(future) == _aio.task_id(task)
+    loop.call(never.set)
+    assert future.result(JOIN) is True
+    assert _aio.task_behind(future) is None
+
+
+@pytest.mark.timeout(30)
 def test_waits_with_a_timeout_are_timed(loop: LoopThread) -> None:
     lock = loop.call(asyncio.Lock)
     owner_done = loop.call(asyncio.Event)
