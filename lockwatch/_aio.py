@@ -137,8 +137,13 @@ def _wait_started(primitive: Any) -> tuple[Any, Any]:
     if task is None:
         return None, None
     record = (weakref.ref(task), primitive._lw_ref, monotonic())
+    first = not _waiting
     _waiting[id(task)] = record
-    _state.notify_watchdog()  # as a thread's first wait does: starts the watchdog, or wakes it
+    if first:
+        # The first task wait starts the watchdog (or wakes it), as a thread's first wait does;
+        # it stays up while any task waits (waiting()). Not on every wait: a busy loop waits
+        # thousands of times a second, and each wake would cost the watchdog a turn.
+        _state.notify_watchdog()
     return task, record
 
 
