@@ -333,8 +333,15 @@ def installed() -> bool:
 
 
 def waiting() -> bool:
-    """Whether some task is blocked in an instrumented primitive now (the watchdog has something to watch)."""
-    return bool(_waiting)
+    """Whether a task of a running loop is blocked in an instrumented primitive (the watchdog has something to watch).
+
+    For the reporting side (the watchdog's "am I idle?"): reads the records only.
+    """
+    for record in _copy(_waiting.values()):
+        task = record[0]()
+        if task is not None and _pending(task) and _field(task._loop, "_thread_id") is not None:
+            return True
+    return False
 
 
 # --- reporting side -----------------------------------------------------------------------
@@ -576,16 +583,20 @@ def _callbacks_with(future: Any, code: Any) -> list[dict[str, Any]]:
 
 
 def task_behind(future: Any) -> int | None:
-    """The node id of the task that a ``run_coroutine_threadsafe`` future waits for, if it is still pending.
+    """The node id of the task a ``run_coroutine_threadsafe`` future waits for, while that task is suspended.
 
-    The concurrent future is chained to the task running the coroutine; the
-    thread blocked in its ``result()`` waits for that task (and, through it,
-    for the loop's thread). For the reporting side: reads fields only.
+    The concurrent future is chained to the task running the coroutine: the
+    thread blocked in its ``result()`` waits for that task, which waits for
+    whatever it awaits (and for its loop's thread). A task that has not started
+    or is ready to run waits only for the loop's thread: None, and the caller
+    names the loop's thread. For the reporting side: reads fields only.
     """
     for cells in _callbacks_with(future, _CHECK_CANCEL):
         task = cells.get("source")
         if isinstance(task, _TASK_TYPES) and _pending(task):
-            return task_id(task)
+            waiter = task._fut_waiter
+            if waiter is not None and _pending(waiter):
+                return task_id(task)
     return None
 
 

@@ -119,10 +119,11 @@ def test_lock_records_its_owner_and_its_waiters(installed: None) -> None:
             await asyncio.sleep(0)
         record = _aio._waiting[id(task)]
         assert record[0]() is task and record[1]() is lock
+        assert _aio.waiting()
         lock.release()
         assert lock._lw_owner is None  # type: ignore[attr-defined]
         await task
-        assert id(task) not in _aio._waiting
+        assert id(task) not in _aio._waiting and not _aio.waiting()
         assert lock._lw_owner is None and not lock._lw_signal  # type: ignore[attr-defined]
 
     run(main)
