@@ -18,7 +18,10 @@ Two halves, split like the rest of lockwatch:
   returns it as a :class:`~lockwatch._waits.TaskNode`, with an
   :class:`~lockwatch._waits.Edge` for each suspended task: waiting for an
   instrumented primitive (owned by its owner or holders), for another task,
-  for a ``gather()`` of tasks, or for a plain future (owner unknown). It only
+  for a ``gather()`` or ``wait()`` of tasks, for a ``run_in_executor`` future
+  (owned by its worker thread, as the thread side knows it), or for a plain
+  future (owner unknown). A wait that a timer of the loop will end
+  (``sleep``, ``wait_for``, ``timeout()``, ``wait(timeout=)``) is timed. It only
   reads fields (task, coroutine and frame attributes, the loops' timer
   heaps), copies registries that other threads change with a retry, never
   blocks and never runs the program's code.
@@ -120,14 +123,19 @@ def _current_task(primitive: Any) -> Any:
             return _c_current_task()
         except RuntimeError:  # no running loop
             return None
-    # 3.10/3.11: the loop this primitive was last used on, if it is this thread's running one.
-    loop = primitive._lw_loop
+    # 3.10/3.11: the loop this primitive was last used on, if it is this thread's running one
+    # (weakly: a lock that outlives asyncio.run() does not keep the closed loop alive).
+    ref = primitive._lw_loop
+    loop = None if ref is None else ref()
     if loop is not None and getattr(loop, "_thread_id", None) == get_ident():
         return _current_tasks.get(loop)
     loop = _get_running_loop()
     if loop is None:
         return None
-    primitive._lw_loop = loop
+    try:
+        primitive._lw_loop = weakref.ref(loop)
+    except TypeError:  # a loop without weak references: looked up every time
+        pass
     return _current_tasks.get(loop)
 
 
@@ -158,7 +166,7 @@ class _Primitive:
     """What every instrumented primitive adds: a serial, where it was made, a weak reference to itself."""
 
     _lw_kind = "asyncio"
-    _lw_loop: Any = None  # the loop it was last used on (3.10/3.11: finds the running task faster)
+    _lw_loop: Any = None  # weak ref to the loop it was last used on (3.10/3.11: finds the running task faster)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the original's own checks and errors, word for word
