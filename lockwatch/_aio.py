@@ -354,12 +354,43 @@ def waiting() -> bool:
 
 # --- reporting side -----------------------------------------------------------------------
 
-# Node ids of tasks and ids of awaited futures: given on first sight, kept for the object's life.
-# Written by the reporter only (setdefault: two readers at once agree on one number).
-_task_serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_task_counter = itertools.count(1)
-_future_serials: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_future_counter = itertools.count(1)
+class _Serials:
+    """Serial numbers given to objects on first sight, kept for each object's life.
+
+    By id, with a weak reference to tell a reused id from the same object: no weakref
+    callback ever runs on the program's threads, and dead entries are dropped by
+    the reporter as the table grows. Two readers at once agree on one number
+    (setdefault).
+    """
+
+    def __init__(self) -> None:
+        self.table: dict[int, tuple[Any, int]] = {}
+        self.counter = itertools.count(1)
+        self.limit = 1024
+
+    def of(self, obj: Any) -> int:
+        key = id(obj)
+        entry = self.table.get(key)
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        fresh = (weakref.ref(obj), next(self.counter))
+        entry = self.table.setdefault(key, fresh)
+        if entry[0]() is not obj:  # the entry of a dead object whose id was reused
+            self.table[key] = entry = fresh
+        if len(self.table) > self.limit:
+            self.prune()
+        return entry[1]
+
+    def prune(self) -> None:
+        for key, (ref, _serial) in _copy(self.table.items()):
+            if ref() is None:
+                self.table.pop(key, None)
+        self.limit = max(1024, 2 * len(self.table))
+
+
+# Node ids of tasks, and ids of awaited futures (gather, wait, plain futures).
+_task_serials = _Serials()
+_future_serials = _Serials()
 
 # serial -> (weak ref to the future it awaited, when first seen awaiting it): the "since" of
 # waits the recording side does not see (a task, a gather, a future), as first observed.
@@ -387,17 +418,11 @@ _ENTERED: Any = None if _timeouts is None else _timeouts._State.ENTERED
 
 def task_id(task: Any) -> int:
     """The node id of ``task`` (1, 2, 3...), the same for its whole life."""
-    serial = _task_serials.get(task)
-    if serial is None:
-        serial = _task_serials.setdefault(task, next(_task_counter))
-    return serial
+    return _task_serials.of(task)
 
 
 def _future_id(future: Any) -> int:
-    serial = _future_serials.get(future)
-    if serial is None:
-        serial = _future_serials.setdefault(future, next(_future_counter))
-    return serial
+    return _future_serials.of(future)
 
 
 def _copy(container: Any) -> list[Any]:
@@ -470,26 +495,27 @@ def _coroutine_frames(task: Any) -> list[Any]:
 
 
 Stack = tuple[tuple[str, int, str, str | None], ...]
-# (trim, (code, line), ...) -> stack: a stack is a function of its code objects and lines, and
-# a thousand tasks parked at the same await share one. Reporter-only, cleared when it grows.
+# (trim, (code, instruction offset), ...) -> stack: a stack is a function of its code objects
+# and where each frame stands, and a thousand tasks parked at the same await share one. The
+# offset is a field, where f_lineno scans the code's line table (3.11+). Reporter-only,
+# cleared when it grows.
 _stacks: dict[tuple[bool, tuple[tuple[Any, int], ...]], Stack] = {}
 MAX_STACKS = 10_000
 
 
 def _stack(frames: list[Any], trim_asyncio: bool) -> Stack:
     """The coroutine stack as reports show it: without lockwatch's frames, ending at the user's line for a lock."""
-    places_key = tuple([(frame.f_code, frame.f_lineno) for frame in frames])
-    key = (trim_asyncio, places_key)
+    key = (trim_asyncio, tuple([(frame.f_code, frame.f_lasti) for frame in frames]))
     found = _stacks.get(key)
     if found is not None:
         return found
     places = []
-    code: Any
-    for code, line in places_key:
+    for frame in frames:
+        code = frame.f_code
         filename = code.co_filename
         path = _normalized(filename)
         if not path.startswith(_LOCKWATCH_DIR):
-            places.append((filename, line or 0, code.co_name, path))
+            places.append((filename, frame.f_lineno or 0, code.co_name, path))
     if trim_asyncio:
         # A Lock or Semaphore wait ends at the user's ``async with`` line: asyncio's
         # __aenter__/acquire say nothing more (a Condition or Event wait keeps them).
@@ -502,8 +528,16 @@ def _stack(frames: list[Any], trim_asyncio: bool) -> Stack:
     return stack
 
 
+_site_labels: dict[Any, str] = {}
+
+
 def _site_label(site: tuple[str, int, str] | None) -> str:
-    return "" if site is None else f" made at {os.path.basename(site[0])}:{site[1]}"
+    label = _site_labels.get(site)
+    if label is None:
+        if len(_site_labels) > 10_000:
+            _site_labels.clear()
+        label = _site_labels[site] = "" if site is None else f" made at {os.path.basename(site[0])}:{site[1]}"
+    return label
 
 
 def _timed_waits(loops: Iterable[Any]) -> tuple[set[int], set[int]]:
@@ -541,7 +575,7 @@ def _timed_waits(loops: Iterable[Any]) -> tuple[set[int], set[int]]:
 
 def _cancelled_by_timeout(task: Any, timed_futures: set[int]) -> bool:
     """3.10/3.11's ``wait_for`` runs its awaitable as a task of its own, cancelled when the timeout expires."""
-    if _release_waiter is None:
+    if _release_waiter is None or sys.version_info >= (3, 12):
         return False
     for item in task._callbacks or ():
         callback = item[0] if type(item) is tuple else item
