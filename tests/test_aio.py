@@ -493,6 +493,41 @@ def test_semaphore_wait_is_owned_by_any_holder(loop: LoopThread) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_condition_waiter_then_lock_waiter(loop: LoopThread) -> None:
+    """Waiting to be notified has no known owner; once notified, re-taking the lock waits for its holder."""
+    condition = loop.call(asyncio.Condition)
+
+    async def consumer() -> None:
+        async with condition:
+            await condition.wait()
+
+    task = loop.start(consumer(), "consumer")
+    loop.until(lambda: bool(condition._waiters))  # type: ignore[attr-defined]
+    found = _aio.source()
+    ids = {node.name: node.id for node in found.tasks}
+    target = edges_by_waiter(found)[ids["consumer"]].target
+    assert (target.kind, target.owners) == ("asyncio.Condition", ())
+    assert found.tasks[[n.name for n in found.tasks].index("consumer")].stack[-1][2] == "wait"  # asyncio's frame kept
+
+    holder_done = loop.call(asyncio.Event)
+
+    async def notifier() -> None:
+        async with condition:
+            condition.notify()
+            await holder_done.wait()  # keeps the lock: the consumer now waits for it
+
+    other = loop.start(notifier(), "notifier")
+    loop.until(lambda: bool(condition._lock._waiters))  # type: ignore[attr-defined]
+    found = _aio.source()
+    ids = {node.name: node.id for node in found.tasks}
+    target = edges_by_waiter(found)[ids["consumer"]].target
+    assert (target.kind, target.owners) == ("asyncio.Lock", (ids["notifier"],))
+    loop.call(holder_done.set)
+    loop.until(lambda: task.done() and other.done())
+    assert not _aio._waiting
+
+
+@pytest.mark.timeout(30)
 def test_the_running_task_waits_for_nothing(loop: LoopThread) -> None:
     """A task blocking the loop's thread in synchronous code is the running task: its thread waits, not it."""
     entered, leave = threading.Event(), threading.Event()
@@ -594,7 +629,7 @@ def test_asyncio_deadlock_examples_hang_under_plain_python(example: str, tmp_pat
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(not WIRED, strict=True, reason="needs _aio.install() in Patch.start and asyncio waits in Watchdog._idle")
+@pytest.mark.xfail(not WIRED, run=False, reason="needs _aio.install() in Patch.start and _aio.waiting() in Watchdog._idle")
 def test_asyncio_lock_order_deadlock_is_found(tmp_path: Path) -> None:
     result = lockwatch_run(EXAMPLES / "asyncio_lock_order_deadlock.py", tmp_path / "dumps", tmp_path)
     assert result.returncode == DEADLOCK_EXIT_STATUS, describe(result)
