@@ -65,6 +65,9 @@ class ThreadInfo:
     # Attach mode (`lockwatch dump --attach`): how a holding or the wait was inferred, when it was.
     inferred: dict[str, str] = field(default_factory=dict)  # lock id -> how
     waiting_inferred: str | None = None
+    kind: str = "thread"  # "thread" or "task" (an asyncio task)
+    waits_for: str | None = None  # an id in Report.awaited, for a wait that is not on a lock
+    loop_thread: int | None = None  # a task's loop thread
 
     @property
     def is_blocked(self) -> bool:
@@ -181,15 +184,41 @@ class CycleStep:
     """One step of a deadlock: ``thread`` waits for ``lock``, held by the next step's thread."""
 
     thread: int
-    lock: str
+    lock: str | None = None
+    waits_for: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.lock if self.lock is not None else str(self.waits_for)
 
     def to_dict(self) -> dict[str, Any]:
+        if self.lock is None:
+            return {"thread": self.thread, "waits_for": self.waits_for}
         return {"thread": self.thread, "lock": self.lock}
 
     @classmethod
     def from_dict(cls, data: Any) -> CycleStep:
         _require(data, dict, "a cycle step")
         return cls(thread=_get(data, "thread", int, "cycle step"), lock=_get(data, "lock", str, "cycle step"))
+
+
+@dataclass(frozen=True)
+class AwaitedInfo:
+    """Something waited for that is not a lock: a thread (join), a future, a task, an import."""
+
+    id: str
+    kind: str
+    label: str
+    owners: tuple[int, ...] = ()
+    any_of: bool = False
+    site: Frame | None = None
+    state: str | None = None
+    waiters: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "label": self.label, "owners": list(self.owners),
+                "any_of": self.any_of, "site": None if self.site is None else self.site.to_dict(),
+                "state": self.state, "waiters": list(self.waiters)}
 
 
 @dataclass(frozen=True)
@@ -257,6 +286,15 @@ class Report:
     # "attach-stacks" (stacks only: the snapshot routine could not run), or None (lockwatch inside).
     source: str | None = None
     notes: tuple[str, ...] = ()
+    awaited: tuple[AwaitedInfo, ...] = ()
+    chains: tuple[tuple[CycleStep, ...], ...] = ()
+    all_asleep: bool = False
+
+    def awaited_entry(self, awaited_id: str) -> AwaitedInfo | None:
+        for info in self.awaited:
+            if info.id == awaited_id:
+                return info
+        return None
 
     def thread(self, ident: int) -> ThreadInfo | None:
         """The thread with this id, if the report has it."""

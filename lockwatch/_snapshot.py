@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures._base
+import concurrent.futures.thread
 import dataclasses
 import datetime
 import enum
@@ -17,10 +19,10 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from lockwatch import _state
+from lockwatch import _state, _waits
 from lockwatch._acquired import acquisition_sites
 from lockwatch._locks import InstrumentedLock, RLock
-from lockwatch._model import Frame, LockInfo, Report, ThreadInfo, is_lockwatch_file, user_frames
+from lockwatch._model import AwaitedInfo, Frame, LockInfo, Report, ThreadInfo, is_lockwatch_file, user_frames
 
 # Threads lockwatch runs itself; they are left out of reports.
 internal_thread_idents = _state.internal_thread_idents
@@ -34,6 +36,10 @@ _CONDITION_WAITS = {
 
 
 _THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
+_WAIT_FILES = frozenset(
+    os.path.normcase(os.path.abspath(path))
+    for path in (threading.__file__, concurrent.futures._base.__file__, concurrent.futures.thread.__file__)
+)
 
 
 def frames_of(frame: types.FrameType | None, *, lock_wait: bool = False) -> tuple[Frame, ...]:
@@ -51,8 +57,13 @@ def frames_of(frame: types.FrameType | None, *, lock_wait: bool = False) -> tupl
         for entry in traceback.extract_stack(frame)
     )
     if lock_wait:
+        # The blocking line is the user's: threading's frames (and, for a join or a future,
+        # lockwatch's wrapper and concurrent.futures' insides) say nothing more.
         end = len(stack)
-        while end > 1 and os.path.normcase(os.path.abspath(stack[end - 1].file)) == _THREADING_FILE:
+        while end > 1 and (
+            os.path.normcase(os.path.abspath(stack[end - 1].file)) in _WAIT_FILES
+            or is_lockwatch_file(stack[end - 1].file)
+        ):
             end -= 1
         stack = stack[:end]
     if stack and all(is_lockwatch_file(f.file) for f in stack):
@@ -313,6 +324,16 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         current = states.get(state.ident)
         return state.ident if current is None or current is state else -state.token
 
+    found, source_notes = _other_waits()
+    # Non-lock waits by waiter: the innermost lock wait, when there is one, wins.
+    # Condition waits (Event, Queue...) have no known owner: they only say for how long.
+    condition_waits = {edge.waiter: edge for edge in found.edges if edge.target.kind == "condition"}
+    # Waits with a timeout end by themselves: only those that can last forever are shown as such.
+    other_waits = {
+        edge.waiter: edge for edge in found.edges
+        if not edge.timed and (edge.target.kind != "condition" or edge.target.owners)
+    }
+
     # Locks worth reporting: held or waited for by someone.
     involved: dict[int, InstrumentedLock] = {}
     waits: dict[int, tuple[InstrumentedLock, float | None]] = {}
@@ -354,6 +375,10 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
             waiting_in = _condition_wait(frame)
         known = states.get(ident)
         alive = frame is not None and (known is None or known.alive)
+        other = other_waits.get(ident) if waiting is None else None
+        if other is not None:
+            waiting_in = None
+        notified = condition_waits.get(ident) if waiting is None and other is None else None
         if alive and thread is not None:
             name = thread.name
         else:
@@ -367,8 +392,13 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                 daemon=bool(thread.daemon) if alive and thread is not None else False,
                 holding=tuple(lock.id for lock in holdings.get(ident, ())),
                 waiting_for=None if waiting is None else waiting[0].id,
-                waiting_seconds=None if waiting is None else round(waiting[1] or 0.0, 6),
-                stack=frames_of(frame, lock_wait=waiting is not None),
+                waiting_seconds=(
+                    round(waiting[1] or 0.0, 6) if waiting is not None
+                    else _seconds(other.since, now) if other is not None
+                    else _seconds(notified.since, now) if notified is not None else None
+                ),
+                waits_for=None if other is None else other.target.id,
+                stack=frames_of(frame, lock_wait=waiting is not None or other is not None),
                 alive=alive,
                 waiting_in=waiting_in,
                 acquired_at=(
@@ -411,6 +441,34 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         for info in lock_infos
     ]
 
+    shown = {info.id for info in thread_infos}
+    for task in found.tasks:
+        edge = other_waits.get(task.id)
+        thread_infos.append(ThreadInfo(
+            id=task.id,
+            name=task.name,
+            daemon=False,
+            kind="task",
+            loop_thread=task.loop_thread,
+            waits_for=None if edge is None else edge.target.id,
+            waiting_seconds=None if edge is None else _seconds(edge.since, now),
+            stack=tuple(Frame(file=f, line=line, function=fn, code=code) for f, line, fn, code in task.stack),
+        ))
+        shown.add(task.id)
+    awaited: dict[str, AwaitedInfo] = {}
+    for waiter, edge in sorted(other_waits.items()):
+        if waiter not in shown:
+            continue
+        target = edge.target
+        entry = awaited.get(target.id)
+        if entry is None:
+            awaited[target.id] = AwaitedInfo(
+                id=target.id, kind=target.kind, label=target.label, owners=target.owners, any_of=target.any_of,
+                site=site_frame(target.site), state=target.state, waiters=(waiter,),
+            )
+        else:
+            awaited[target.id] = dataclasses.replace(entry, waiters=entry.waiters + (waiter,))
+
     report = Report(
         kind=kind,
         created=now_iso(),
@@ -420,6 +478,8 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
         threads=tuple(thread_infos),
         locks=tuple(lock_infos),
         summary=summary,
+        awaited=tuple(awaited.values()),
+        notes=source_notes,
     )
     if kind == "snapshot":
         # Someone looking at a hung process must be told when it is deadlocked.
@@ -428,26 +488,46 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
     return report
 
 
+def _seconds(since: float | None, now: float) -> float | None:
+    return None if since is None else round(max(0.0, now - since), 6)
+
+
+def _other_waits() -> tuple[_waits.Found, tuple[str, ...]]:
+    """What the wait readers know (joins, futures, tasks, imports); a failing reader becomes a note."""
+    try:
+        return _waits.collect(), ()
+    except _waits.SourceError as error:
+        return error.found, (f"a wait reader failed, its waits are missing here: {error.cause!r}",)
+
+
 def with_cycles(report: Report, untimed: set[int]) -> Report:
-    """The report with the deadlock cycles its untimed lock waits form, roles and a summary sentence."""
+    """The report with the deadlock cycles its untimed waits form (of every kind), roles and a summary sentence."""
     from lockwatch import _detect
 
     waits = {ident: wait for ident, wait in _detect.waits_in_report(report).items() if ident in untimed}
     cycles = _detect.find_cycles(waits)
-    if not cycles:
+    every, dead, loops = _detect.any_waits_in_report(report)
+    every = {node: wait for node, wait in every.items() if not wait.is_lock or node in untimed}
+    stuck = _detect.find_stuck(every, dead, loops)
+    cycles += [cycle for cycle in stuck.cycles if any(step.lock is None for step in cycle)]
+    chains = stuck.chains
+    if not cycles and not chains:
         return report
-    in_cycle = {step.thread for cycle in cycles for step in cycle}
-    behind = set(_detect.bystanders(waits, cycles))
+    in_cycle = {step.thread for cycle in cycles + chains for step in cycle}
+    behind = set(_detect.bystanders(waits, cycles)) | (stuck.stuck - in_cycle)
     threads = tuple(
         dataclasses.replace(
             info, role="cycle" if info.id in in_cycle else "bystander" if info.id in behind else info.role
         )
         for info in report.threads
     )
-    described = "; ".join(_detect.describe_cycle(cycle, report) for cycle in cycles)
+    described = "; ".join(
+        [_detect.describe_cycle(cycle, report) for cycle in cycles]
+        + [_detect.describe_chain(chain, report) for chain in chains]
+    )
     sentence = f"The process is deadlocked: {described}."
     summary = f"{report.summary.rstrip('.')}. {sentence}" if report.summary else sentence
-    return report.replace(threads=threads, cycles=tuple(cycles), summary=summary)
+    return report.replace(threads=threads, cycles=tuple(cycles), chains=tuple(chains), summary=summary)
 
 
 def _condition_wait(frame: types.FrameType | None) -> str | None:

@@ -172,6 +172,10 @@ class ThreadState:
         "wait_timed",
         "self_wait",
         "pending_error",
+        "awaiting",
+        "await_since",
+        "await_timed",
+        "running",
         "parker",
         "inside",
         "main",
@@ -194,6 +198,14 @@ class ThreadState:
         self.wait_timed = False  # the current wait has a timeout (it cannot deadlock forever)
         self.self_wait = False  # the current wait is for a Lock this thread itself owns
         self.pending_error: BaseException | None = None  # raised out of the current wait (break mode)
+        # A wait that is not for an instrumented lock (a join, a future, a Condition): a
+        # tuple naming its kind and object, read by lockwatch._beyond on the reporting side.
+        # The outermost such wait wins (Future.result waits in a Condition.wait).
+        self.awaiting: tuple[Any, ...] | None = None
+        self.await_since: float | None = None
+        self.await_timed = False
+        # The concurrent.futures Future this thread runs now, as a pool worker (or None).
+        self.running: Any = None
         # Break mode parks a blocked acquire on this raw lock (locked while not parked),
         # so that only the chosen victim is woken, and blocked threads cost no CPU.
         self.parker = _allocate_raw_lock()
@@ -239,6 +251,9 @@ _local = _ThreadLocal()
 
 #: token -> state of every thread that has touched an instrumented lock.
 threads: dict[int, ThreadState] = {}
+#: ident -> the newest state made by a thread of that ident (a chain of waits follows it
+#: from a joined thread to what that thread waits for, in constant time).
+by_ident: dict[int, ThreadState] = {}
 
 _created_since_prune = itertools.count(1)
 
@@ -259,6 +274,7 @@ def _new_state() -> ThreadState:
     # No lock: one dict store is atomic, and a finalizer run by the allocation
     # below may itself take a lock and land here (re-entrancy must be harmless).
     threads[state.token] = state
+    by_ident[ident] = state
     if next(_created_since_prune) % 256 == 0:
         prune_dead_threads()
     return state
@@ -299,6 +315,8 @@ def prune_dead_threads() -> None:
             state.alive = False
         if not state.owned() and state.waiting_for is None:
             threads.pop(state.token, None)
+            if by_ident.get(state.ident) is state:
+                by_ident.pop(state.ident, None)
 
 
 # --- held locks nobody can release ---------------------------------------------
@@ -370,7 +388,63 @@ def wait_started(state: ThreadState, lock: Any, timed: bool, self_wait: bool = F
     state.wait_since = monotonic()
     state.waiting_for = lock
     if not timed:
-        notify_watchdog()  # the watchdog starts with the first wait that can last forever
+        wait_began(state)
+
+
+#: Longest chain of waits followed from a new wait (a cycle longer than this is found by the next look).
+MAX_CHAIN = 64
+#: monotonic() when a new wait last closed a chain of waits on its own waiter (0: never):
+#: the watchdog confirms such a suspected deadlock with one short re-check.
+suspected_at = 0.0
+
+
+def wait_began(state: ThreadState) -> None:
+    """A wait that can last forever began: follow its chain of owners now, then wake the watchdog.
+
+    Pointer chasing over fields only (owners, what they wait for), at most
+    MAX_CHAIN steps: a chain that closes on ``state`` is a suspected deadlock,
+    which the watchdog confirms at once instead of one interval later.
+    """
+    global suspected_at
+    try:
+        if chain_closes(state):
+            suspected_at = monotonic()
+    except Exception:  # noqa: BLE001  (a racing change of a field: the next look sees it anyway)
+        pass
+    notify_watchdog()  # the watchdog starts with the first wait that can last forever
+
+
+def _next_owner(state: ThreadState) -> ThreadState | None:
+    """The thread whose progress ``state``'s current untimed wait needs first, if one is known."""
+    lock = state.waiting_for
+    if lock is not None:
+        return None if state.wait_timed else lock._owner
+    awaiting = state.awaiting
+    if awaiting is None or state.await_timed:
+        return None
+    kind, obj = awaiting
+    if kind == "join":
+        ident = getattr(obj, "_ident", None)
+        return None if ident is None else by_ident.get(ident)
+    if kind == "future":
+        return running_futures.get(id(obj))
+    return None
+
+
+#: id(future) -> the state of the worker running it (lockwatch._beyond keeps it).
+running_futures: dict[int, ThreadState] = {}
+
+
+def chain_closes(state: ThreadState) -> bool:
+    """Whether following "waits for, owned by" from ``state`` comes back to it."""
+    node: ThreadState | None = _next_owner(state)
+    for _ in range(MAX_CHAIN):
+        if node is None:
+            return False
+        if node is state:
+            return True
+        node = _next_owner(node)
+    return False
 
 
 def wait_ended(state: ThreadState) -> None:
@@ -397,12 +471,15 @@ def _after_fork_in_child() -> None:
             state.alive = False
             state.waiting_for = None
     threads.clear()
+    by_ident.clear()
     del findings[:]
     if mine is not None:
         mine.ident = get_ident()
         mine.main = True  # the forking thread is the child's main thread
         mine.waiting_for = None
+        mine.awaiting = None
         threads[mine.token] = mine
+        by_ident[mine.ident] = mine
         # The parker may have been mid-use in the parent: the child starts with a fresh one.
         mine.parker = _allocate_raw_lock()
         mine.parker.acquire()

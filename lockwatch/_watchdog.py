@@ -24,7 +24,7 @@ from collections.abc import Callable
 from time import monotonic, sleep
 from typing import Any
 
-from lockwatch import _acquired, _detect, _dump, _events, _order, _signals, _snapshot, _state, _text
+from lockwatch import _acquired, _detect, _dump, _events, _graph, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
@@ -41,6 +41,9 @@ STOP_TIMEOUT = 2.0
 EXIT_DRAWING_TIMEOUT = 5.0
 #: Consecutive looks with nothing to watch after which the watchdog thread ends.
 IDLE_LOOKS = 1
+#: A wait that closed a chain of waits on its own waiter is looked at again this much later:
+#: the same waits on both looks are a deadlock, a hand-off in flight has moved on.
+QUICK_RECHECK = 0.05
 
 
 def _untimed_condition_wait_lines() -> frozenset[int] | None:
@@ -107,6 +110,14 @@ class _Watchdog:
         # Hangs: the Condition.wait frame each thread was in at the previous look, since when.
         self.condition_waits: dict[int, tuple[types.FrameType, float]] = {}
         self.hangs_reported: set[Any] = set()
+        # Waits of every kind (joins, futures, tasks, imports, dead owners): the previous look's
+        # wait identities, and the stuck groups already reported.
+        self.previous_any: dict[int, _graph.WaitKey] = {}
+        self.reported_any: set[frozenset[_graph.WaitKey]] = set()
+        self.suspect_seen = 0.0  # the last _state.suspected_at confirmed
+        # "Every thread is asleep": the previous look's sleepers, and the episode reported.
+        self.previous_asleep: frozenset[Any] | None = None
+        self.asleep_reported: frozenset[Any] | None = None
 
     # --- life cycle ---------------------------------------------------------------
 
@@ -153,10 +164,14 @@ class _Watchdog:
                     self.snapshot_requested = False
                     self._guarded(self.write_snapshot)
                 self._guarded(self.look_at_self_waits)
+                if _state.suspected_at > self.suspect_seen:
+                    self.suspect_seen = _state.suspected_at
+                    self._guarded(self.confirm_suspect)
                 # Looks stay one interval apart, even after an early wake, so that
                 # "the same wait on two looks" always means blocked for an interval.
                 if monotonic() >= next_look:
                     self._guarded(self.look)
+                    self._guarded(self.look_at_any_waits)
                     self._guarded(_dump.reap_drawings)
                     next_look = monotonic() + self.config.interval
                     idle_looks = idle_looks + 1 if self._idle() else 0
@@ -171,9 +186,13 @@ class _Watchdog:
         """Nothing to watch: no wait that could last forever, nothing to present or draw, no hang_timeout."""
         if self.config.hang_timeout is not None or _state.findings or self.snapshot_requested:
             return False
-        if self.reported or self.self_waits or not _dump.drawings_done():
+        if self.reported or self.self_waits or self.reported_any or not _dump.drawings_done():
             return False
-        return not any(state.waiting_for is not None and not state.wait_timed for state in _state.states())
+        return not any(
+            (state.waiting_for is not None and not state.wait_timed)
+            or (state.awaiting is not None and not state.await_timed)
+            for state in _state.states()
+        )
 
     def _retire(self) -> None:
         """Stop while idle, so that a program's thread count is its own again (a new watchdog starts when needed)."""
@@ -410,6 +429,130 @@ class _Watchdog:
         _signals.unregister()
         # The main thread may be one of the deadlocked ones: only this thread can end the process.
         os._exit(DEADLOCK_EXIT_STATUS)
+
+    # --- waits of every kind ------------------------------------------------------------
+
+    def confirm_suspect(self) -> None:
+        """A new wait closed a chain on its own waiter: two looks QUICK_RECHECK apart decide."""
+        self.look()
+        self.look_at_any_waits()
+        sleep(QUICK_RECHECK)
+        self.look()
+        self.look_at_any_waits()
+
+    def look_at_any_waits(self) -> None:
+        """Deadlocks through joins, futures, tasks and imports, locks of dead owners, and "all asleep"."""
+        graph = _graph.take(_snapshot.internal_thread_idents | {get_ident()})
+        for error in graph.errors:
+            _say_once(f"source:{type(error).__name__}", f"a wait reader failed, carrying on without it: {error!r}")
+        persistent = {node: wait for node, wait in graph.waits.items() if self.previous_any.get(node) == graph.keys[node]}
+        self.previous_any = graph.keys
+        live_keys = set(graph.keys.values())
+        self.reported_any = {group for group in self.reported_any if group <= live_keys}
+        if persistent and (graph.beyond or graph.dead):
+            stuck = _detect.find_stuck(persistent, graph.dead, graph.loops)
+            for cycle in stuck.cycles:
+                if all(step.lock is not None for step in cycle):
+                    continue  # locks only: look() reports it (with break-mode victims)
+                self._report_stuck(cycle, (), graph)
+            for chain in stuck.chains:
+                self._report_stuck((), chain, graph)
+        self._look_for_all_asleep(graph)
+
+    def _report_stuck(self, cycle: tuple[CycleStep, ...], chain: tuple[CycleStep, ...], graph: _graph.LiveGraph) -> None:
+        steps = cycle or chain
+        group = frozenset(graph.keys[step.thread] for step in steps if step.thread in graph.keys)
+        if group in self.reported_any:
+            return
+        report = _snapshot.take("deadlock")
+        waits, dead, loops = _detect.any_waits_in_report(report)
+        found = _detect.find_stuck(waits, dead, loops)
+        # Re-checked on the snapshot itself: what is reported is what the report shows.
+        if cycle and not any(set(cycle) == set(other) for other in found.cycles):
+            return
+        if chain and not any(other[-len(chain):] == chain for other in found.chains):
+            return
+        in_cycle = {step.thread for step in steps}
+        threads = tuple(
+            dataclasses.replace(info, role="cycle" if info.id in in_cycle else info.role) for info in report.threads
+        )
+        report = report.replace(threads=threads, cycles=(cycle,) if cycle else (), chains=(chain,) if chain else ())
+        if cycle:
+            summary = "Deadlock: " + _detect.describe_cycle(cycle, report)
+        else:
+            summary = "Deadlock: " + _detect.describe_chain(chain, report)
+        self.reported_any.add(group)
+        self._react(report.replace(summary=summary), steps, graph)
+
+    def _react(self, report: Report, steps: tuple[CycleStep, ...], graph: _graph.LiveGraph) -> None:
+        """Present a deadlock found through waits of any kind, then react as configured."""
+        reaction = self.config.on_deadlock
+        victim = None
+        if reaction == "break":
+            victim = self._lock_waiter_to_break(steps)
+            if victim is None:
+                report = report.replace(summary=report.summary + ". lockwatch cannot break it: no thread of it "
+                                        "waits for a lock (a join or a future cannot be refused).")
+            else:
+                info = report.thread(victim[1].ident)
+                report = report.replace(
+                    victim=victim[1].ident,
+                    summary=report.summary + f'. lockwatch broke it: thread "{info.name if info else victim[1].ident}" '
+                    "gets DeadlockError.",
+                )
+        self.emit(report)
+        if victim is not None:
+            self._break(victim[0], victim[1], report)
+        elif reaction == "exit":
+            self._exit_process()
+        elif callable(reaction):
+            start_new_thread(_call_reaction, (reaction, report))
+
+    def _lock_waiter_to_break(self, steps: tuple[CycleStep, ...]) -> tuple[WaitKey, _state.ThreadState] | None:
+        """The thread of ``steps`` whose lock wait started last, as the lock path's victim key."""
+        by_ident = {state.ident: state for state in sorted(_state.states(), key=lambda s: s.token)}
+        best = None
+        for step in steps:
+            state = by_ident.get(step.thread)
+            lock = None if state is None else state.waiting_for
+            if state is None or lock is None or state.wait_since is None:
+                continue
+            owner = lock._owner
+            key = (state.token, lock._serial, state.wait_since, None if owner is None else owner.token)
+            if best is None or key[2] > best[0][2]:
+                best = (key, state)
+        return best
+
+    def _look_for_all_asleep(self, graph: _graph.LiveGraph) -> None:
+        """Every live thread blocked in an untimed wait on two looks: the process is stuck."""
+        if not graph.asleep or graph.awake:
+            self.previous_asleep = None
+            return
+        episode = frozenset(graph.asleep.items())
+        previous, self.previous_asleep = self.previous_asleep, episode
+        if previous != episode or episode == self.asleep_reported:
+            return
+        if self.reported or self.reported_any or any(self.self_waits.values()):
+            return  # a deadlock already said why they sleep
+        self.asleep_reported = episode
+        report = _snapshot.take("hang")
+        handlers = _graph.program_signal_handlers(_signals._our_handler)
+        names = [f'"{info.name}"' for info in report.threads if info.id in graph.asleep]
+        summary = (
+            f"Every thread is asleep: {', '.join(names)} "
+            f"{'is' if len(names) == 1 else 'are'} blocked in waits that nothing left running can end"
+        )
+        if handlers:
+            summary += (f". The program handles {', '.join(handlers)} itself: it may be waiting for a signal, "
+                        "so lockwatch only reports this")
+        threads = tuple(
+            dataclasses.replace(info, role="hung" if info.id in graph.asleep else info.role) for info in report.threads
+        )
+        report = report.replace(threads=threads, all_asleep=True, summary=summary)
+        if handlers:
+            self.emit(report)
+            return
+        self._react(report, (), graph)
 
     # --- hangs ------------------------------------------------------------------------
 
