@@ -52,8 +52,9 @@ def install() -> None:
 def uninstall() -> None:
     """Stop consulting the import locks (what was remembered about them goes too)."""
     _waits.remove_source(read)
-    with _guard:
+    if _guard.acquire(True, 0.5):
         _first_seen.clear()
+        _guard.release()
 
 
 def read() -> _waits.Found:
@@ -65,15 +66,14 @@ def read() -> _waits.Found:
         blocked = _blocked_on(getattr(bootstrap, "_blocking_on", None))
     except Exception:  # noqa: BLE001 - an unknown layout (another Python) says nothing, never an error
         return _waits.Found()
-    if not blocked:
-        with _guard:
-            _first_seen.clear()
-        return _waits.Found()
-    # A short wait at most: a snapshot taken while a look reads must not stall either.
+    # A short wait at most: a snapshot taken while a look reads (a signal handler on the very
+    # thread that is reading, even) must not stall.
     if not _guard.acquire(True, 0.5):
         return _waits.Found()
     try:
         return _edges(blocked)
+    except Exception:  # noqa: BLE001 - a field of an unexpected shape: say nothing rather than something wrong
+        return _waits.Found()
     finally:
         _guard.release()
 
