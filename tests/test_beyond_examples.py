@@ -454,3 +454,20 @@ def test_import_lock_reader_sees_the_cycle(python: str, tmp_path: Path) -> None:
     }
     assert seen["id"].startswith("I")
     assert after == {"after_uninstall": 0}
+
+
+# --- the latency benchmark runs (its figures are for the README, not asserted here) --------------------------
+
+
+@pytest.mark.timeout(120)
+def test_latency_benchmark_completes(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "latency.py"), "--runs", "1", "--timeout", "30"],
+        cwd=tmp_path, env=clean_environment(), capture_output=True, text=True, timeout=110,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "ms" not in line]
+    rows = [row for row in rows if not row.startswith("| ---")]
+    assert len(rows) == 6, result.stdout  # 3 scenarios x 2 kinds of report
+    for row in rows:
+        assert row.endswith("| 0 |"), f"a deadlock was not reported: {row}"
