@@ -40,6 +40,7 @@ SUITES = (
     "test_threadsignals",
     "test_sched",
     "test_socketserver",
+    "test_concurrent_futures",
 )
 
 # regrtest resources each suite needs (test_socketserver only talks to localhost).

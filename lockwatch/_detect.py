@@ -285,14 +285,17 @@ def find_stuck(waits: Mapping[int, AnyWait], dead: frozenset[int] | set[int] = f
     chains: list[tuple[CycleStep, ...]] = []
     seen_cycles: set[frozenset[int]] = set()
     done: set[int] = set()
-    for start in sorted(stuck):
+    successor = {node: next_stuck(node) for node in stuck}
+    waited_on = {after for after in successor.values() if after is not None}
+    # Heads first (nobody stuck waits for them): a chain is then told once, whole.
+    for start in sorted(stuck, key=lambda node: (node in waited_on, node)):
         path: list[int] = []
         on_path: dict[int, int] = {}
         at: int | None = start
         while at is not None and at in stuck and at not in on_path and at not in done:
             on_path[at] = len(path)
             path.append(at)
-            at = next_stuck(at)
+            at = successor[at]
         done.update(path)
         if at is not None and at in on_path:
             members = path[on_path[at]:]
@@ -303,11 +306,8 @@ def find_stuck(waits: Mapping[int, AnyWait], dead: frozenset[int] | set[int] = f
                 rotated = members[first:] + members[:first]
                 cycles.append(tuple(_step(m, waits[m]) for m in rotated))
         elif at is not None and at in dead:
-            # The waits of this path end at an owner that no longer exists: the path from
-            # its first waiter is reported once, from the longest start (its head).
+            # The waits of this path end at an owner that no longer exists.
             chains.append(tuple(_step(m, waits[m]) for m in path))
-    # A chain found from the middle of another is the same story told shorter.
-    chains = [c for c in chains if not any(len(o) > len(c) and o[-len(c):] == c for o in chains)]
     cycles.sort(key=lambda cycle: [step.thread for step in cycle])
     return Stuck(cycles=cycles, chains=chains, stuck=stuck)
 

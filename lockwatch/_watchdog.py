@@ -41,6 +41,8 @@ STOP_TIMEOUT = 2.0
 EXIT_DRAWING_TIMEOUT = 5.0
 #: Consecutive looks with nothing to watch after which the watchdog thread ends.
 IDLE_LOOKS = 1
+#: How soon after it starts the watchdog takes its first look.
+FIRST_LOOK = 0.05
 #: A wait that closed a chain of waits on its own waiter is looked at again this much later:
 #: the same waits on both looks are a deadlock, a hand-off in flight has moved on.
 QUICK_RECHECK = 0.05
@@ -148,7 +150,10 @@ class _Watchdog:
         _state.internal_thread_idents.add(self.ident)
         idle_looks = 0
         try:
-            next_look = monotonic() + self.config.interval
+            # The first look comes soon: most waits that start a watchdog (a Condition wait of
+            # a few milliseconds) are over by then, and an idle watchdog leaves at once instead
+            # of staying an interval (a program's thread count is its own again sooner).
+            next_look = monotonic() + min(self.config.interval, FIRST_LOOK)
             while not self.stopping:
                 if not _state.findings or self.held_back:
                     remaining = next_look - monotonic()
@@ -455,12 +460,18 @@ class _Watchdog:
                 if all(step.lock is not None for step in cycle):
                     continue  # locks only: look() reports it (with break-mode victims)
                 self._report_stuck(cycle, (), graph)
+            # Every wait for the same orphaned lock is one story: one report.
+            by_end: dict[str, list[tuple[CycleStep, ...]]] = {}
             for chain in stuck.chains:
-                self._report_stuck((), chain, graph)
+                by_end.setdefault(chain[-1].target, []).append(chain)
+            for chains in by_end.values():
+                self._report_stuck((), tuple(chains), graph)
         self._look_for_all_asleep(graph)
 
-    def _report_stuck(self, cycle: tuple[CycleStep, ...], chain: tuple[CycleStep, ...], graph: _graph.LiveGraph) -> None:
-        steps = cycle or chain
+    def _report_stuck(
+        self, cycle: tuple[CycleStep, ...], chains: tuple[tuple[CycleStep, ...], ...], graph: _graph.LiveGraph
+    ) -> None:
+        steps = cycle or tuple(step for chain in chains for step in chain)
         group = frozenset(graph.keys[step.thread] for step in steps if step.thread in graph.keys)
         if group in self.reported_any:
             return
@@ -470,17 +481,18 @@ class _Watchdog:
         # Re-checked on the snapshot itself: what is reported is what the report shows.
         if cycle and not any(set(cycle) == set(other) for other in found.cycles):
             return
-        if chain and not any(other[-len(chain):] == chain for other in found.chains):
+        chains = tuple(chain for chain in chains if any(other[-len(chain):] == chain for other in found.chains))
+        if not cycle and not chains:
             return
         in_cycle = {step.thread for step in steps}
         threads = tuple(
             dataclasses.replace(info, role="cycle" if info.id in in_cycle else info.role) for info in report.threads
         )
-        report = report.replace(threads=threads, cycles=(cycle,) if cycle else (), chains=(chain,) if chain else ())
+        report = report.replace(threads=threads, cycles=(cycle,) if cycle else (), chains=chains)
         if cycle:
             summary = "Deadlock: " + _detect.describe_cycle(cycle, report)
         else:
-            summary = "Deadlock: " + _detect.describe_chain(chain, report)
+            summary = "Deadlock: " + "; ".join(_detect.describe_chain(chain, report) for chain in chains)
         self.reported_any.add(group)
         self._react(report.replace(summary=summary), steps, graph)
 
