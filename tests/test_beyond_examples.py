@@ -415,12 +415,28 @@ quiet = _waits.collect()
 loader = threading.Thread(target=example.load_plugins, daemon=True)
 loader.start()
 first = look(lambda found: found.edges)
+# Read while another thread holds the global import lock: the reader must take no import lock.
+import _imp
+held, done, under_lock = threading.Event(), threading.Event(), []
+def hold_import_lock():
+    _imp.acquire_lock()
+    held.set()
+    done.wait()
+    _imp.release_lock()
+threading.Thread(target=hold_import_lock, daemon=True).start()
+held.wait()
+reader = threading.Thread(target=lambda: under_lock.append(_waits.collect()), daemon=True)
+reader.start()
+reader.join(10)
+in_time = list(under_lock)  # before the import lock goes: a blocked reader would finish after it
+done.set()
 second = _waits.collect()
 (edge,) = second.edges
 print(json.dumps({{
     "quiet": len(quiet.edges), "waiter": edge.waiter == loader.ident, "owners": edge.target.owners == (importer.ident,),
     "kind": edge.target.kind, "label": edge.target.label, "id": edge.target.id, "timed": edge.timed,
     "same": [e.target.id for e in first.edges] == [edge.target.id] and first.edges[0].since == edge.since,
+    "under_import_lock": [len(found.edges) for found in in_time],
 }}), flush=True)
 _imports.uninstall()
 print(json.dumps({{"after_uninstall": len(_waits.collect().edges)}}), flush=True)
@@ -451,6 +467,7 @@ def test_import_lock_reader_sees_the_cycle(python: str, tmp_path: Path) -> None:
     assert seen == {
         "quiet": 0, "waiter": True, "owners": True, "kind": "import",
         "label": 'import lock of module "_import_cycle.slow_plugin"', "id": seen["id"], "timed": False, "same": True,
+        "under_import_lock": [1],
     }
     assert seen["id"].startswith("I")
     assert after == {"after_uninstall": 0}
