@@ -377,6 +377,20 @@ def test_clean_example_runs_with_plain_python(example: str, tmp_path: Path) -> N
     assert CLEAN[example] in result.stdout
 
 
+@pytest.mark.timeout(120)
+def test_signal_daemon_with_plain_python_waits_for_sigterm(tmp_path: Path) -> None:
+    process = start(plain_command(EXAMPLES / "all_asleep_signal_daemon.py"), tmp_path)
+    try:
+        assert process.stdout is not None
+        assert "waiting for SIGTERM" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        kill_group(process)
+    assert process.returncode == 0 and stderr == "", stderr
+    assert "daemon: stopped on SIGTERM" in stdout
+
+
 def test_every_beyond_example_is_tested_and_documented() -> None:
     tested = set(HANGS) | set(CLEAN) | {"all_asleep_signal_daemon.py"}
     assert tested == BEYOND
