@@ -15,7 +15,7 @@ Expect:
         the child hangs forever after "child: writing the first log line ...", and the parent with it,
         waiting for the child (Ctrl-C to get out; the child is in the same process group).
     lockwatch run examples/orphaned_lock_after_fork.py
-        a deadlock report from the child: its "MainThread" waits for lock "buffer_lock" (the
+        a deadlock report from the child: its "MainThread" waits for lock "__main__.buffer_lock" (the
         ``with buffer_lock:`` line in ``log``) held by thread "flusher", which does not exist in
         the child. With ``lockwatch run --on-deadlock exit examples/orphaned_lock_after_fork.py``
         the child ends with status 86, and so does the parent.

@@ -10,9 +10,9 @@ Expect:
     python examples/orphaned_lock_thread_ended.py
         hangs forever after "job finished; reading its result ..." (Ctrl-C twice to get out).
     lockwatch run examples/orphaned_lock_thread_ended.py
-        a deadlock report: thread "MainThread" waits for lock "state_lock" (the
-        ``with state_lock:`` line in ``main``) held by thread "job", which has ended -- the
-        report names where "job" took the lock (the ``state_lock.acquire()`` line in ``job``).
+        a deadlock report: thread "MainThread" waits for lock "__main__.state_lock" (the
+        ``with state_lock:`` line in ``main``) held by thread "job", which no longer exists
+        (in the dump: a chain, not a cycle, ending at a lock whose owner has ``alive: false``).
         ``lockwatch run --on-deadlock exit examples/orphaned_lock_thread_ended.py`` ends it with status 86.
 """
 
