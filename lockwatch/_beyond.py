@@ -56,7 +56,11 @@ def _begin(kind: str, obj: Any, timed: bool) -> tuple[_state.ThreadState, bool]:
     state.await_since = monotonic()
     state.awaiting = (kind, obj)
     if not timed:
-        _state.wait_began(state)
+        if kind == CONDITION:
+            # Nobody known to notify it: no chain to follow, only the next look to take.
+            _state.ensure_watchdog()
+        else:
+            _state.wait_began(state)
     return state, True
 
 

@@ -372,6 +372,9 @@ def nobody_to_notify() -> None:
 #: Set by the watchdog: starts it if needed and wakes it. Called from user
 #: threads mid-acquire, so it only starts a raw thread or releases a raw lock.
 notify_watchdog: Callable[[], None] = nobody_to_notify
+#: Set by the watchdog: starts it if it is not running, else does nothing (a wait that
+#: only needs watching at the next look, such as a Condition wait, wakes nobody).
+ensure_watchdog: Callable[[], None] = nobody_to_notify
 
 #: Findings recorded by user threads for the reporter (the watchdog thread):
 #: tuples whose first item names the kind. Appended from any thread, drained by the reporter.
