@@ -28,6 +28,20 @@ RAW_LOCK = threading.Lock
 RAW_RLOCK = threading.RLock
 
 
+class RawCondition(threading.Condition):
+    """threading.Condition with its own wait: patch() wraps Condition.wait, this one stays raw."""
+
+    wait = threading.Condition.wait  # captured before any patch()
+
+
+def raw_queue(maxsize: int) -> queue.Queue[int | None]:
+    """A queue.Queue whose locks and Condition waits are threading's own (built before patching)."""
+    q: queue.Queue[int | None] = queue.Queue(maxsize)
+    for condition in (q.not_empty, q.not_full, q.all_tasks_done):
+        condition.__class__ = RawCondition
+    return q
+
+
 class ForwardingLock:
     """The floor for any lock written in Python: ``with`` that only forwards to a raw lock."""
 
@@ -255,8 +269,8 @@ def main() -> int:
 
     results = []
     # queue.Queue looks up threading.Lock when built: make the raw ones before patching.
-    raw_queues = [queue.Queue(HANDOFF_QUEUE_SIZE) for _ in range(rounds)]
-    raw_pipeline_queues = iter([queue.Queue(HANDOFF_QUEUE_SIZE) for _ in range(5 * rounds)])
+    raw_queues = [raw_queue(HANDOFF_QUEUE_SIZE) for _ in range(rounds)]
+    raw_pipeline_queues = iter([raw_queue(HANDOFF_QUEUE_SIZE) for _ in range(5 * rounds)])
     patcher = lockwatch.patch(order="warn", on_deadlock="report", signal=False)
     try:
         cases = [

@@ -1,4 +1,4 @@
-"""The values lockwatch reports (threads, locks, cycles) and their dump format v1 as JSON."""
+"""The values lockwatch reports (threads, tasks, locks, other waits, cycles) and their dump format v1 as JSON."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ DUMP_FORMAT_VERSION = 1
 
 #: The kinds of report a dump may hold.
 KINDS = ("deadlock", "lock-order", "hang", "snapshot")
+
+#: The kinds of node listed in ``threads``: a thread, or an asyncio task (``id`` = the task's serial).
+THREAD_KINDS = ("thread", "task")
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,25 @@ class ThreadInfo:
     # Attach mode (`lockwatch dump --attach`): how a holding or the wait was inferred, when it was.
     inferred: dict[str, str] = field(default_factory=dict)  # lock id -> how
     waiting_inferred: str | None = None
-    kind: str = "thread"  # "thread" or "task" (an asyncio task)
-    waits_for: str | None = None  # an id in Report.awaited, for a wait that is not on a lock
-    loop_thread: int | None = None  # a task's loop thread
+    # Waits beyond locks: "task" for an asyncio task (id = its serial, stack = its coroutine
+    # stack), the awaited entry it waits for when that is not a lock (a join, a future, a
+    # task, an import...), and for a task the ident of the thread running its loop.
+    kind: str = "thread"
+    waits_for: str | None = None
+    loop_thread: int | None = None
+    # For a thread that no longer exists: how it went ("ended in load() at app.py:14 while
+    # holding locks", "not carried over a fork"), when lockwatch knows.
+    gone: str | None = None
 
     @property
     def is_blocked(self) -> bool:
-        """Waiting on a lock, or in a wait for a notification (Condition, Event, Queue...)."""
-        return self.waiting_for is not None or self.waiting_in is not None
+        """Waiting on a lock, on something else awaited (join, future, task...), or for a notification."""
+        return self.waiting_for is not None or self.waits_for is not None or self.waiting_in is not None
+
+    @property
+    def is_task(self) -> bool:
+        """An asyncio task rather than a thread."""
+        return self.kind == "task"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +103,10 @@ class ThreadInfo:
             "acquired_at": {k: f.to_dict() for k, f in sorted(self.acquired_at.items())},
             "inferred": dict(sorted(self.inferred.items())),
             "waiting_inferred": self.waiting_inferred,
+            "gone": self.gone,
+            "kind": self.kind,
+            "waits_for": self.waits_for,
+            "loop_thread": self.loop_thread,
         }
 
     @classmethod
@@ -96,6 +114,9 @@ class ThreadInfo:
         _require(data, dict, "a thread")
         where = "thread"
         waiting_seconds = _get(data, "waiting_seconds", (int, float, type(None)), where)
+        kind = _get(data, "kind", str, where, default="thread")
+        if kind not in THREAD_KINDS:
+            raise DumpError(f"malformed dump: thread 'kind' is {kind!r} (expected one of {', '.join(THREAD_KINDS)})")
         return cls(
             id=_get(data, "id", int, where),
             name=_get(data, "name", str, where),
@@ -115,6 +136,10 @@ class ThreadInfo:
                 str(k): v for k, v in _get(data, "inferred", dict, where, default={}).items() if isinstance(v, str)
             },
             waiting_inferred=_get(data, "waiting_inferred", (str, type(None)), where, default=None),
+            gone=_get(data, "gone", (str, type(None)), where, default=None),
+            kind=kind,
+            waits_for=_get(data, "waits_for", (str, type(None)), where, default=None),
+            loop_thread=_get(data, "loop_thread", (int, type(None)), where, default=None),
         )
 
 
@@ -161,9 +186,7 @@ class LockInfo:
         _require(data, dict, "a lock")
         where = "lock"
         site = _get(data, "site", (dict, type(None)), where)
-        waiters = _get(data, "waiters", list, where)
-        if not all(isinstance(w, int) for w in waiters):
-            raise DumpError("lock waiters must be thread ids (integers)")
+        waiters = _id_list(_get(data, "waiters", list, where), "lock waiters")
         return cls(
             id=_get(data, "id", str, where),
             kind=_get(data, "kind", str, where),
@@ -181,44 +204,109 @@ class LockInfo:
 
 @dataclass(frozen=True)
 class CycleStep:
-    """One step of a deadlock: ``thread`` waits for ``lock``, held by the next step's thread."""
+    """One step of a deadlock: ``thread`` waits for ``lock`` (or, for a wait that is not on a
+    lock, for the awaited entry ``waits_for``), owned by the next step's thread.
 
-    thread: int
+    Exactly one of ``lock`` and ``waits_for`` is set; ``target`` is that one.
+    """
+
+    thread: int  # the waiter: a thread ident or a task serial
     lock: str | None = None
     waits_for: str | None = None
 
+    def __post_init__(self) -> None:
+        if (self.lock is None) == (self.waits_for is None):
+            raise ValueError(f"a cycle step waits for a lock or for an awaited entry, exactly one ({self!r})")
+
     @property
     def target(self) -> str:
-        return self.lock if self.lock is not None else str(self.waits_for)
+        """The id of what the waiter waits for: a lock id (``L3``) or an awaited id (``F3``)."""
+        return self.lock if self.lock is not None else (self.waits_for or "")
+
+    @property
+    def on_lock(self) -> bool:
+        return self.lock is not None
 
     def to_dict(self) -> dict[str, Any]:
-        if self.lock is None:
-            return {"thread": self.thread, "waits_for": self.waits_for}
-        return {"thread": self.thread, "lock": self.lock}
+        if self.lock is not None:
+            return {"thread": self.thread, "lock": self.lock}
+        # Format 1 readers older than waits beyond locks require "lock" in every step: they get
+        # the awaited id there too (and show it as a lock missing from the dump) rather than fail.
+        return {"thread": self.thread, "waits_for": self.waits_for, "lock": self.waits_for}
 
     @classmethod
     def from_dict(cls, data: Any) -> CycleStep:
         _require(data, dict, "a cycle step")
-        return cls(thread=_get(data, "thread", int, "cycle step"), lock=_get(data, "lock", str, "cycle step"))
+        where = "cycle step"
+        thread = _get(data, "thread", int, where)
+        lock = _get(data, "lock", (str, type(None)), where, default=None)
+        waits_for = _get(data, "waits_for", (str, type(None)), where, default=None)
+        if waits_for is not None:
+            if lock is not None and lock != waits_for:
+                raise DumpError(
+                    f"malformed dump: cycle step of thread {thread} has both a 'lock' ({lock!r}) and "
+                    f"a 'waits_for' ({waits_for!r}); a step waits for one thing"
+                )
+            return cls(thread=thread, waits_for=waits_for)
+        if lock is None:
+            raise DumpError(f"malformed dump: cycle step of thread {thread} has neither a 'lock' nor a 'waits_for'")
+        return cls(thread=thread, lock=lock)
 
 
 @dataclass(frozen=True)
 class AwaitedInfo:
-    """Something waited for that is not a lock: a thread (join), a future, a task, an import."""
+    """Something waited for that is not a lock: a thread (join), a future, a pool, a task, an import...
 
-    id: str
-    kind: str
-    label: str
-    owners: tuple[int, ...] = ()
+    ``owners`` must run for the wait to end: all of them, or any one (``any_of``: a pending
+    future in a pool, which whichever worker is free next will run).
+    """
+
+    id: str  # unique in one report: "J4", "F2", "K1", "I7", "A3"...
+    kind: str  # "thread", "future", "pool", "task", "import", "asyncio.Lock", ...
+    label: str  # how reports name it: 'thread "worker-1"', 'future of fetch() in ThreadPoolExecutor-0'
+    owners: tuple[int, ...] = ()  # thread idents / task serials; () = not known
     any_of: bool = False
-    site: Frame | None = None
-    state: str | None = None
+    site: Frame | None = None  # where it was made or submitted
+    state: str | None = None  # "pending", "running"... (futures), None when it says nothing
     waiters: tuple[int, ...] = ()
 
+    @property
+    def title(self) -> str:
+        """How reports call it."""
+        return self.label or f"{self.kind} {self.id}"
+
+    @property
+    def is_work(self) -> bool:
+        """A future (or a pool's pending work): its owners *run* it rather than hold it."""
+        return self.kind in ("future", "pool")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "label": self.label, "owners": list(self.owners),
-                "any_of": self.any_of, "site": None if self.site is None else self.site.to_dict(),
-                "state": self.state, "waiters": list(self.waiters)}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "owners": list(self.owners),
+            "any_of": self.any_of,
+            "site": None if self.site is None else self.site.to_dict(),
+            "state": self.state,
+            "waiters": list(self.waiters),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AwaitedInfo:
+        _require(data, dict, "an awaited entry")
+        where = "awaited entry"
+        site = _get(data, "site", (dict, type(None)), where, default=None)
+        return cls(
+            id=_get(data, "id", str, where),
+            kind=_get(data, "kind", str, where),
+            label=_get(data, "label", str, where, default=""),
+            owners=tuple(_id_list(_get(data, "owners", list, where, default=[]), "awaited owners")),
+            any_of=_get(data, "any_of", bool, where, default=False),
+            site=None if site is None else Frame.from_dict(site),
+            state=_get(data, "state", (str, type(None)), where, default=None),
+            waiters=tuple(_id_list(_get(data, "waiters", list, where, default=[]), "awaited waiters")),
+        )
 
 
 @dataclass(frozen=True)
@@ -286,15 +374,11 @@ class Report:
     # "attach-stacks" (stacks only: the snapshot routine could not run), or None (lockwatch inside).
     source: str | None = None
     notes: tuple[str, ...] = ()
+    # Waits beyond locks: what is waited for that is not a lock, waits that end at an owner
+    # that no longer exists (orphaned locks), and whether every live thread was asleep.
     awaited: tuple[AwaitedInfo, ...] = ()
     chains: tuple[tuple[CycleStep, ...], ...] = ()
     all_asleep: bool = False
-
-    def awaited_entry(self, awaited_id: str) -> AwaitedInfo | None:
-        for info in self.awaited:
-            if info.id == awaited_id:
-                return info
-        return None
 
     def thread(self, ident: int) -> ThreadInfo | None:
         """The thread with this id, if the report has it."""
@@ -307,6 +391,13 @@ class Report:
         """The lock with this id, if the report has it."""
         for info in self.locks:
             if info.id == lock_id:
+                return info
+        return None
+
+    def awaited_entry(self, awaited_id: str) -> AwaitedInfo | None:
+        """The awaited entry with this id, if the report has it."""
+        for info in self.awaited:
+            if info.id == awaited_id:
                 return info
         return None
 
@@ -333,6 +424,9 @@ class Report:
             "locks": [lock.to_dict() for lock in self.locks],
             "cycles": [[s.to_dict() for s in cycle] for cycle in self.cycles],
             "order_cycles": [[e.to_dict() for e in cycle] for cycle in self.order_cycles],
+            "awaited": [a.to_dict() for a in self.awaited],
+            "chains": [[s.to_dict() for s in chain] for chain in self.chains],
+            "all_asleep": self.all_asleep,
         }
 
     @classmethod
@@ -377,6 +471,12 @@ class Report:
                 single_thread=_get(data, "single_thread", bool, where, default=False),
                 source=_get(data, "source", (str, type(None)), where, default=None),
                 notes=tuple(_str_list(_get(data, "notes", list, where, default=[]), "notes")),
+                awaited=tuple(AwaitedInfo.from_dict(a) for a in _get(data, "awaited", list, where, default=[])),
+                chains=tuple(
+                    tuple(CycleStep.from_dict(s) for s in _require(c, list, "a chain"))
+                    for c in _get(data, "chains", list, where, default=[])
+                ),
+                all_asleep=_get(data, "all_asleep", bool, where, default=False),
             )
         except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
             raise DumpError(f"malformed dump: {exc}") from None
@@ -424,7 +524,10 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
     # A thread starts in threading's bootstrap: its first line of the program is the target.
     while start < end - 1 and _is_thread_start(frames[start]):
         start += 1
-    return frames[start:end]
+    # lockwatch's pass-through wrappers between two frames of the program (a pool's work
+    # item, a patched join) say nothing about it either.
+    kept = frames[start:end]
+    return [f for i, f in enumerate(kept) if i in (0, len(kept) - 1) or not is_lockwatch_file(f.file)]
 
 
 def _is_thread_start(frame: Frame) -> bool:
@@ -456,6 +559,13 @@ def _get(data: dict[str, Any], key: str, types: Any, where: str, default: Any = 
             f"malformed dump: {where} {key!r} has type {type(value).__name__}"
         )
     return value
+
+
+def _id_list(values: list[Any], what: str) -> list[int]:
+    # bool is an int subclass, but true is no thread id.
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise DumpError(f"malformed dump: {what} must be thread or task ids (integers)")
+    return values
 
 
 def _str_list(values: list[Any], what: str) -> list[str]:

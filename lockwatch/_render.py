@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from lockwatch._errors import RenderError
-from lockwatch._model import Frame, LockInfo, OrderEdge, Report, ThreadInfo
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
 from lockwatch._text import format_seconds, hung_threads, is_order_cycle, printable, rule_text, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
@@ -40,6 +40,8 @@ _MUTED = "grey55"
 _MUTED_FILL = "#f4f4f4"
 _THREAD_FILL = "#e3eef9"
 _LOCK_FILL = "#fff6d5"
+_TASK_FILL = "#eee6f8"
+_AWAITED_FILL = "#e3f4e1"
 _PLAIN = "grey30"
 _NOTE = "grey40"
 _FONT = "Helvetica"
@@ -128,46 +130,138 @@ def run_dot(source: str, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
 # -- wait-for graph (deadlock, hang, snapshot) -------------------------------------------
 
 
+class _Waits:
+    """A report's wait-for graph as DOT node names: waiter -> what it waits for -> its owners.
+
+    Waiters are threads and tasks; what they wait for is a lock or an awaited entry (a join,
+    a future, a task, an import...). Built once, in one pass over the report: linear.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.threads = {t.id: t for t in report.threads}
+        self.locks = {lock.id: lock for lock in report.locks}
+        self.awaited = {entry.id: entry for entry in report.awaited}
+        self.tasks = {t.id for t in report.threads if t.is_task}
+        # (waiter, target node); (lock node, owner) -> times held; (awaited node, owner).
+        self.waits: set[tuple[int, str]] = set()
+        self.held: dict[tuple[str, int], int] = {}
+        self.owned: set[tuple[str, int]] = set()
+        self.lock_nodes: dict[str, str] = {}  # node -> lock id
+        self.awaited_nodes: dict[str, str] = {}  # node -> awaited id
+        # The deadlock: its nodes and its edges (tail, head as drawn), cycles and chains alike.
+        self.hot_nodes: set[str] = set()
+        self.hot_edges: set[tuple[str, str]] = set()
+
+        for thread in report.threads:
+            if thread.waiting_for is not None:
+                self.waits.add((thread.id, self.lock(thread.waiting_for)))
+            if thread.waits_for is not None:
+                self.waits.add((thread.id, self.wait(thread.waits_for)))
+            for lock_id in thread.holding:
+                self.held[(self.lock(lock_id), thread.id)] = 1
+        for lock in report.locks:
+            node = self.lock(lock.id)
+            if lock.owner is not None:
+                self.held[(node, lock.owner)] = max(lock.count, 1)
+            for waiter in lock.waiters:
+                self.waits.add((waiter, node))
+        for entry in report.awaited:
+            node = self.wait(entry.id)
+            self.owned.update((node, owner) for owner in entry.owners)
+            self.waits.update((waiter, node) for waiter in entry.waiters)
+        for cycle in report.cycles:
+            for index, step in enumerate(cycle):
+                self._hot_step(step, cycle[(index + 1) % len(cycle)].thread)
+        for chain in report.chains:
+            for index, step in enumerate(chain):
+                if index + 1 < len(chain):
+                    self._hot_step(step, chain[index + 1].thread)
+                    continue
+                # The end of a chain: whoever owns its last target (an owner that is gone).
+                target = self._hot_step(step, None)
+                for owner in self._owners(step):
+                    self._hot_owner(target, owner)
+
+    def _owners(self, step: CycleStep) -> tuple[int, ...]:
+        if step.lock is not None:
+            lock = self.locks.get(step.lock)
+            return () if lock is None or lock.owner is None else (lock.owner,)
+        entry = self.awaited.get(step.target)
+        return () if entry is None else entry.owners
+
+    def node(self, ident: int) -> str:
+        """A waiter's or owner's node: ``thread_N`` or ``task_N``."""
+        return _task_id(ident) if ident in self.tasks else _tid(ident)
+
+    def lock(self, lock_id: str) -> str:
+        node = _lid(lock_id)
+        self.lock_nodes[node] = lock_id
+        return node
+
+    def wait(self, awaited_id: str) -> str:
+        node = _aid(awaited_id)
+        self.awaited_nodes[node] = awaited_id
+        return node
+
+    def target(self, step: CycleStep) -> str:
+        return self.lock(step.lock) if step.lock is not None else self.wait(step.target)
+
+    def _hot_step(self, step: CycleStep, owner: int | None) -> str:
+        target = self.target(step)
+        self.waits.add((step.thread, target))
+        self.hot_nodes.update((self.node(step.thread), target))
+        self.hot_edges.add((self.node(step.thread), target))
+        if owner is not None:
+            self._hot_owner(target, owner)
+        return target
+
+    def _hot_owner(self, target: str, owner: int) -> None:
+        if target in self.lock_nodes:
+            self.held.setdefault((target, owner), 1)
+        else:
+            self.owned.add((target, owner))
+        self.hot_nodes.add(self.node(owner))
+        self.hot_edges.add((target, self.node(owner)))
+
+    def sorted_waits(self) -> list[tuple[int, str]]:
+        return sorted(self.waits, key=lambda e: (e[0], _natural(e[1])))
+
+    def sorted_held(self) -> list[tuple[tuple[str, int], int]]:
+        return sorted(self.held.items(), key=lambda e: (_natural(e[0][0]), e[0][1]))
+
+    def sorted_owned(self) -> list[tuple[str, int]]:
+        return sorted(self.owned, key=lambda e: (_natural(e[0]), e[1]))
+
+    def keep(self, nodes: set[str]) -> None:
+        """Forget every edge that does not join two of ``nodes`` (a partial picture)."""
+        self.waits = {(t, x) for t, x in self.waits if self.node(t) in nodes and x in nodes}
+        self.held = {key: n for key, n in self.held.items() if key[0] in nodes and self.node(key[1]) in nodes}
+        self.owned = {(x, t) for x, t in self.owned if x in nodes and self.node(t) in nodes}
+
+
 def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[str], list[str]]:
-    threads = {t.id: t for t in report.threads}
-    locks = {lock.id: lock for lock in report.locks}
-    cycle_threads = {step.thread for cycle in report.cycles for step in cycle}
-    cycle_locks = {step.lock for cycle in report.cycles for step in cycle}
-    cycle_waits = {(step.thread, step.lock) for cycle in report.cycles for step in cycle}
-    # A cycle's "held by" edge runs from a step's lock to the next step's thread.
-    cycle_held: set[tuple[str, int]] = set()
-    for cycle in report.cycles:
-        for index, step in enumerate(cycle):
-            cycle_held.add((step.lock, cycle[(index + 1) % len(cycle)].thread))
+    waits = _Waits(report)
+    threads, locks, awaited = waits.threads, waits.locks, waits.awaited
 
-    waits: set[tuple[int, str]] = set()
-    held: dict[tuple[str, int], int] = {}
-    for thread in report.threads:
-        if thread.waiting_for is not None:
-            waits.add((thread.id, thread.waiting_for))
-        for lock_id in thread.holding:
-            held[(lock_id, thread.id)] = 1
-    for lock in report.locks:
-        if lock.owner is not None:
-            held[(lock.id, lock.owner)] = max(lock.count, 1)
-        for waiter in lock.waiters:
-            waits.add((waiter, lock.id))
-    waits |= cycle_waits
-    for lock_id, owner in cycle_held:
-        held.setdefault((lock_id, owner), 1)
-
-    # Threads worth drawing: those in a lock relation or waiting on a condition.
-    thread_ids = {t for t, _ in waits} | {t for _, t in held} | cycle_threads
+    # Threads worth drawing: those in a wait relation, or waiting on a condition, or given a role.
+    thread_ids = {t for t, _ in waits.waits} | {t for _, t in waits.held} | {t for _, t in waits.owned}
     thread_ids |= {t.id for t in report.threads if t.waiting_in is not None or t.role is not None}
-    lock_ids = {lock for _, lock in waits} | {lock for lock, _ in held} | set(locks)
+    for lock_id in locks:
+        waits.lock(lock_id)
+    for awaited_id in awaited:
+        waits.wait(awaited_id)
+    target_nodes = set(waits.lock_nodes) | set(waits.awaited_nodes)
     limited = None
-    if len(thread_ids) + len(lock_ids) > max_nodes:
-        limited = _focus(report, thread_ids, lock_ids, waits, held, max_nodes)
-        thread_ids, lock_ids = limited
-        waits = {(t, lock) for t, lock in waits if t in thread_ids and lock in lock_ids}
-        held = {key: n for key, n in held.items() if key[1] in thread_ids and key[0] in lock_ids}
+    if len(thread_ids) + len(target_nodes) > max_nodes:
+        kept = _focus(report, waits, thread_ids, target_nodes, max_nodes)
+        thread_ids = {t for t in thread_ids if waits.node(t) in kept}
+        target_nodes &= kept
+        waits.keep(kept)
+        limited = True
+    lock_nodes = sorted((n for n in target_nodes if n in waits.lock_nodes), key=_natural)
+    awaited_nodes = sorted((n for n in target_nodes if n in waits.awaited_nodes), key=_natural)
 
-    loop = _deadlock_loop(report.cycles[0]) if len(report.cycles) == 1 else None
+    loop = _deadlock_loop(report.cycles[0], waits) if len(report.cycles) == 1 else None
     if loop is not None:
         graph.attr(rankdir="TB", nodesep="0.9", ranksep="0.55")
     elif len(report.cycles) > 1:
@@ -178,86 +272,130 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
 
     names = _duplicate_names(report.threads)
     for ident in sorted(thread_ids):
-        _thread_node(graph, ident, threads.get(ident), ident in cycle_threads, report.victim == ident,
-                     ident in names)
-    muted_locks = _muted_locks(threads, held, waits)
-    for lock_id in sorted(lock_ids, key=_natural):
-        _lock_node(graph, lock_id, locks.get(lock_id), lock_id in cycle_locks, lock_id in muted_locks)
+        node = waits.node(ident)
+        thread = threads.get(ident)
+        loop_thread = threads.get(thread.loop_thread) if thread is not None and thread.loop_thread is not None else None
+        _thread_node(graph, node, ident, thread, node in waits.hot_nodes, report.victim == ident,
+                     ident in names, loop_name=None if loop_thread is None else loop_thread.name)
+    muted = _muted_targets(threads, waits)
+    for node in lock_nodes:
+        lock_id = waits.lock_nodes[node]
+        _lock_node(graph, lock_id, locks.get(lock_id), node in waits.hot_nodes, node in muted)
+    for node in awaited_nodes:
+        awaited_id = waits.awaited_nodes[node]
+        _awaited_node(graph, node, awaited_id, awaited.get(awaited_id), node in waits.hot_nodes, node in muted)
 
     outside: dict[str, list[str]] = {}  # loop node -> the other nodes drawn in its row
-    for ident, lock_id in sorted(waits, key=lambda e: (e[0], _natural(e[1]))):
-        hot = (ident, lock_id) in cycle_waits
+    for ident, target in waits.sorted_waits():
+        tail = waits.node(ident)
         seconds = threads[ident].waiting_seconds if ident in threads else None
         label = "waits for" if seconds is None else f"waits for {format_seconds(seconds)}"
-        _edge(graph, loop, outside, _tid(ident), _lid(lock_id), label=_text(label), style="dashed",
-              **_edge_style(hot, _muted(threads.get(ident))))
-    for (lock_id, ident), count in sorted(held.items(), key=lambda e: (_natural(e[0][0]), e[0][1])):
-        hot = (lock_id, ident) in cycle_held
+        _edge(graph, loop, outside, tail, target, label=_text(label), style="dashed",
+              **_edge_style((tail, target) in waits.hot_edges, _muted(threads.get(ident))))
+    for (lock_node, ident), count in waits.sorted_held():
+        head = waits.node(ident)
         label = "held by" if count <= 1 else f"held by ({count} times)"
-        if _held_inferred(threads.get(ident), locks.get(lock_id)):
+        lock = locks.get(waits.lock_nodes[lock_node])
+        if _held_inferred(threads.get(ident), lock):
             label += " (inferred)"  # attach mode: a plain Lock's holder read from the frames
-        _edge(graph, loop, outside, _lid(lock_id), _tid(ident), label=_text(label), style="solid",
-              **_edge_style(hot, _muted(threads.get(ident))))
+        _edge(graph, loop, outside, lock_node, head, label=_text(label), style="solid",
+              **_edge_style((lock_node, head) in waits.hot_edges, _muted(threads.get(ident))))
+    for awaited_node, ident in waits.sorted_owned():
+        head = waits.node(ident)
+        entry = awaited.get(waits.awaited_nodes[awaited_node])
+        _edge(graph, loop, outside, awaited_node, head, label=_text(_owner_label(entry)),
+              style="dashed" if entry is not None and entry.any_of else "solid",
+              **_edge_style((awaited_node, head) in waits.hot_edges, _muted(threads.get(ident))))
     if loop is not None:
         _pin_loop(graph, loop, outside)
 
     legend = ["dashed arrow: waits for", "solid arrow: held by"]
-    if any(_held_inferred(threads.get(ident), locks.get(lock_id)) for lock_id, ident in held):
+    if awaited_nodes:
+        legend.append("green: waited for, not a lock (join, future, task, import...)")
+    if any(entry.any_of for entry in awaited.values()):
+        legend.append("dashed from a future or semaphore: any one of these can end the wait")
+    if any(ident in waits.tasks for ident in thread_ids):
+        legend.append("cut corners: an asyncio task")
+    if any(_held_inferred(threads.get(ident), locks.get(waits.lock_nodes[node])) for node, ident in waits.held):
         legend.append("inferred: from with/acquire lines still active (attach mode)")
+    if report.chains:
+        legend.insert(0, "red: a wait on an owner that no longer exists")
     if report.cycles:
         legend.insert(0, "red: the deadlock cycle")
     if any(_muted(threads.get(t)) for t in thread_ids):
         legend.append("grey: blocked behind the cycle")
     notes = []
-    hidden = len([t for t in report.threads if t.id not in thread_ids])
+    if report.all_asleep:
+        notes.append("every live thread was asleep (untimed waits, on two looks in a row)")
+    hidden = {t.id for t in report.threads if t.id not in thread_ids}
     if limited is not None:
-        notes.append(_partial_note(report, len(thread_ids), len(lock_ids), max_nodes))
+        notes.append(_partial_note(report, len(thread_ids), len(lock_nodes), len(awaited_nodes), max_nodes))
     elif hidden:
-        notes.append(f"{hidden} other thread{'s' if hidden != 1 else ''}, holding and waiting for nothing, not shown")
-    return _waits_headline(report), legend, notes
+        others = _who(hidden, waits).replace("thread", "other thread", 1).replace("task", "other task", 1)
+        if "other thread" in others:
+            others = others.replace("other task", "task")
+        notes.append(f"{others}, holding and waiting for nothing, not shown")
+    return _waits_headline(report, waits), legend, notes
 
 
-def _focus(report: Report, thread_ids: set[int], lock_ids: set[str], waits: set[tuple[int, str]],
-           held: dict[tuple[str, int], int], max_nodes: int) -> tuple[set[int], set[str]]:
-    """At most ``max_nodes`` threads and locks: what matters most, then its neighbourhood.
+def _owner_label(entry: AwaitedInfo | None) -> str:
+    """The edge from an awaited thing to who must run for it: a join ends with its thread, a future is run by one."""
+    if entry is None:
+        return "owned by"
+    if entry.kind in ("thread", "task"):
+        return "ends with"
+    if entry.is_work:
+        if entry.any_of:
+            return "to be run by any of"
+        return "to be run by" if entry.state == "pending" else "run by"
+    return "held by (any of)" if entry.any_of else "held by"
 
-    What matters most is the deadlock cycle(s); without one, the hung threads; without
-    those, the blocked threads. Their neighbours (who holds what they wait for, who
-    waits behind them, what else they hold) follow breadth first, nearest first.
+
+def _focus(report: Report, waits: _Waits, thread_ids: set[int], target_nodes: set[str],
+           max_nodes: int) -> set[str]:
+    """The nodes of a picture of at most ``max_nodes``: what matters most, then its neighbourhood.
+
+    What matters most is the deadlock cycle(s) (and chains to an owner that is gone);
+    without one, the hung threads; without those, the blocked threads. Their neighbours
+    (who holds what they wait for, who waits behind them, what else they hold) follow
+    breadth first, nearest first.
     """
     seeds: list[str] = []
-    if report.cycles:
-        for cycle in report.cycles:
+    if report.cycles or report.chains:
+        for cycle in (*report.cycles, *report.chains):
             for step in cycle:
-                seeds += [_tid(step.thread), _lid(step.lock)]
+                seeds += [waits.node(step.thread), waits.target(step)]
+        seeds += sorted(waits.hot_nodes - set(seeds))  # the owners at the ends of chains
         max_nodes = max(max_nodes, len(set(seeds)))  # a cycle is never cut: it is the finding
     else:
         hung = sorted(t.id for t in report.threads if t.role == "hung" and t.id in thread_ids)
-        blocked = hung or sorted(t for t, _ in waits)
+        blocked = hung or sorted(t for t, _ in waits.waits)
         blocked = blocked or sorted(t.id for t in report.threads if t.waiting_in is not None and t.id in thread_ids)
-        seeds = [_tid(t) for t in blocked]
-    # One adjacency map over both kinds of node (built once: linear in the edges).
+        seeds = [waits.node(t) for t in blocked]
+    # One adjacency map over every kind of node (built once: linear in the edges).
     neighbours: dict[str, list[str]] = {}
-    for ident, lock_id in sorted(waits, key=lambda e: (e[0], _natural(e[1]))):
-        neighbours.setdefault(_tid(ident), []).append(_lid(lock_id))
-        neighbours.setdefault(_lid(lock_id), []).append(_tid(ident))
-    for lock_id, ident in sorted(held, key=lambda e: (_natural(e[0]), e[1])):
-        neighbours.setdefault(_lid(lock_id), []).append(_tid(ident))
-        neighbours.setdefault(_tid(ident), []).append(_lid(lock_id))
+    wait_of: dict[str, str] = {}
+    owner_of: dict[str, str] = {}
+    for ident, target in waits.sorted_waits():
+        node = waits.node(ident)
+        neighbours.setdefault(node, []).append(target)
+        neighbours.setdefault(target, []).append(node)
+        wait_of.setdefault(node, target)
+    for target, ident in [*(key for key, _ in waits.sorted_held()), *waits.sorted_owned()]:
+        node = waits.node(ident)
+        neighbours.setdefault(target, []).append(node)
+        neighbours.setdefault(node, []).append(target)
+        owner_of.setdefault(target, node)
     if not seeds:  # nobody blocked: the first locks held, in id order
-        seeds = [_lid(lock_id) for lock_id in sorted(lock_ids, key=_natural)[:max_nodes]]
+        seeds = sorted(target_nodes, key=_natural)[:max_nodes]
     # Each seed comes with the chain it is blocked on (the lock, its owner, what that owner
     # waits for...) before the next seed: a few whole stories rather than many loose ends.
-    wait_of = {_tid(t): _lid(lock_id) for t, lock_id in sorted(waits, key=lambda e: (e[0], _natural(e[1])))}
-    owner_of: dict[str, str] = {}
-    for lock_id, ident in sorted(held, key=lambda e: (_natural(e[0]), e[1])):
-        owner_of.setdefault(_lid(lock_id), _tid(ident))
     kept: dict[str, None] = {}  # an insertion-ordered set
     for seed in seeds:
-        node: str | None = seed
-        while node is not None and node not in kept and len(kept) < max_nodes:
-            kept[node] = None
-            node = wait_of.get(node) if node.startswith("thread_") else owner_of.get(node)
+        next_node: str | None = seed
+        while next_node is not None and next_node not in kept and len(kept) < max_nodes:
+            kept[next_node] = None
+            next_node = wait_of.get(next_node) or owner_of.get(next_node)
     frontier = list(kept)
     while frontier and len(kept) < max_nodes:
         following = []
@@ -267,21 +405,22 @@ def _focus(report: Report, thread_ids: set[int], lock_ids: set[str], waits: set[
                     kept[other] = None
                     following.append(other)
         frontier = following
-    by_node_t = {_tid(t): t for t in thread_ids}
-    by_node_l = {_lid(lock): lock for lock in lock_ids}
-    return ({by_node_t[n] for n in kept if n in by_node_t}, {by_node_l[n] for n in kept if n in by_node_l})
+    return set(kept)
 
 
-def _partial_note(report: Report, threads: int, locks: int, max_nodes: int) -> str:
+def _partial_note(report: Report, threads: int, locks: int, awaited: int, max_nodes: int) -> str:
     if len(report.cycles) == 1:
         focus = "the deadlock cycle and its"
     elif report.cycles:
         focus = "the deadlock cycles and their"
+    elif report.chains:
+        focus = "the waits on an owner that is gone and their"
     else:
         hung = any(t.role == "hung" for t in report.threads)
         focus = "the hung threads and their" if hung else "the blocked threads and their"
+    others = f" and {awaited} of {len(report.awaited)} other waits" if report.awaited else ""
     return (f"Partial picture (more than {max_nodes} threads and locks): {focus} neighbourhood, "
-            f"{threads} of {len(report.threads)} threads and {locks} of {len(report.locks)} locks; "
+            f"{threads} of {len(report.threads)} threads and {locks} of {len(report.locks)} locks{others}; "
             f"the dump (JSON) and the text report have everything")
 
 
@@ -312,10 +451,10 @@ class _Loop:
         return cls(nodes)
 
 
-def _deadlock_loop(cycle: tuple[Any, ...]) -> _Loop | None:
+def _deadlock_loop(cycle: tuple[CycleStep, ...], waits: _Waits) -> _Loop | None:
     nodes: list[str] = []
     for step in cycle:
-        nodes += [_tid(step.thread), _lid(step.lock)]
+        nodes += [waits.node(step.thread), waits.target(step)]
     return _Loop.of(nodes)
 
 
@@ -367,40 +506,72 @@ def _pin_loop(graph: Any, loop: _Loop, outside: dict[str, list[str]]) -> None:
                 rank.edge(left, right, style="invis")  # no edge of the loop orders this row
 
 
-def _waits_headline(report: Report) -> str:
+def _waits_headline(report: Report, waits: _Waits) -> str:
     if report.kind == "deadlock" or report.cycles:
         idents = {step.thread for cycle in report.cycles for step in cycle}
         prefix = "Snapshot of a deadlocked process" if report.kind == "snapshot" else "Deadlock"
         if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            return f"{prefix}: a thread waits for a lock it holds itself"
+            step = report.cycles[0][0]
+            who = "a task" if step.thread in waits.tasks else "a thread"
+            if step.lock is not None:
+                return f"{prefix}: {who} waits for a lock it holds itself"
+            entry = waits.awaited.get(step.target)
+            if entry is not None and entry.is_work:
+                return f"{prefix}: {who} waits for work that only it can run"
+            return f"{prefix}: {who} waits for itself"
+        if not idents and report.chains:
+            chained = {step.thread for chain in report.chains for step in chain}
+            verb = "waits" if len(chained) == 1 else "wait"
+            return f"{prefix}: {_who(chained, waits)} {verb} for an owner that no longer exists"
         if not idents:
-            return prefix
+            return f"{prefix}: every thread is asleep" if report.all_asleep else prefix
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
-        return f"{prefix}: {len(idents)} threads{cycles} wait for each other"
+        return f"{prefix}: {_who(idents, waits)}{cycles} wait for each other"
     if report.kind == "hang":
         waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
-            return "Hang"
+            return "Hang: every thread is asleep" if report.all_asleep else "Hang"
         who = "1 thread" if len(waiting) == 1 else f"{len(waiting)} threads"
+        if report.all_asleep:
+            return f"Hang: every thread is asleep ({who} blocked, longest {format_seconds(longest)})"
         return f"Hang: {who} blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
     blocked = sum(1 for t in report.threads if t.is_blocked)
-    return f"Snapshot: {len(report.threads)} threads, {held} locks held, {blocked} threads waiting"
+    tasks = len(waits.tasks)
+    nodes = f"{len(report.threads) - tasks} threads" + (f", {tasks} tasks" if tasks else "")
+    return f"Snapshot: {nodes}, {held} locks held, {blocked} threads waiting"
 
 
-def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,
-                 show_id: bool) -> None:
+def _who(idents: set[int], waits: _Waits) -> str:
+    """``2 threads``, ``2 tasks`` or ``1 thread and 1 task``."""
+    tasks = len(idents & waits.tasks)
+    threads = len(idents) - tasks
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+    if tasks and threads:
+        return f"{count(threads, 'thread')} and {count(tasks, 'task')}"
+    return count(tasks, "task") if tasks else count(threads, "thread")
+
+
+def _thread_node(graph: Any, node: str, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,
+                 show_id: bool, loop_name: str | None = None) -> None:
     if thread is None:
-        graph.node(_tid(ident), label=_html_lines([(f"thread {ident}", "b"), ("(not in this dump)", "note")]),
+        graph.node(node, label=_html_lines([(f"thread {ident}", "b"), ("(not in this dump)", "note")]),
                    shape="box", style="rounded,dashed", color=_MUTED, fontcolor=_MUTED)
         return
     muted = _muted(thread) and not in_cycle
     name = f"{thread.name} (id {thread.id})" if show_id else thread.name
-    lines: list[tuple[str, str]] = [(name, "b")]
+    lines: list[tuple[str, str]] = [(f"task {name}" if thread.is_task else name, "b")]
+    if thread.is_task and thread.loop_thread is not None and loop_name is not None:
+        lines.append((f"on the loop of {loop_name}", "note"))
     if victim:
         lines.append(("victim: gets DeadlockError", "alert"))
-    if thread.waiting_in:
+    if not thread.alive:
+        lines.append(("ended (no longer running)", "alert" if in_cycle else "note"))
+    if thread.waiting_in and thread.waits_for is None:
         lines.append((f"waits in {thread.waiting_in}", "note"))
     frames = user_frames(thread.stack)
     if frames:
@@ -409,13 +580,19 @@ def _thread_node(graph: Any, ident: int, thread: ThreadInfo | None, in_cycle: bo
         lines.append((f"{verb} {_where(blocking)} in {blocking.function}", "note"))
         if blocking.code:
             lines.append((_code_excerpt(blocking.code), "code"))
-    attrs: dict[str, str] = {"shape": "box", "style": "rounded,filled", "fillcolor": _THREAD_FILL,
-                             "color": _PLAIN}
+    if thread.is_task:
+        # Cut corners and another tint: a task is not a thread, though it waits and owns like one.
+        attrs: dict[str, str] = {"shape": "box", "style": "filled,diagonals", "fillcolor": _TASK_FILL,
+                                 "color": _PLAIN}
+    else:
+        attrs = {"shape": "box", "style": "rounded,filled", "fillcolor": _THREAD_FILL, "color": _PLAIN}
+    if not thread.alive:
+        attrs["style"] += ",dashed"
     if in_cycle:
         attrs.update(color=_CYCLE, penwidth=_CYCLE_WIDTH, fillcolor=_CYCLE_FILL)
     elif muted:
         attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
-    graph.node(_tid(ident), label=_html_lines(lines, muted=muted), tooltip=_stack_tooltip(thread), **attrs)
+    graph.node(node, label=_html_lines(lines, muted=muted), tooltip=_stack_tooltip(thread), **attrs)
 
 
 def _lock_node(graph: Any, lock_id: str, lock: LockInfo | None, in_cycle: bool, muted: bool) -> None:
@@ -432,17 +609,58 @@ def _lock_node(graph: Any, lock_id: str, lock: LockInfo | None, in_cycle: bool, 
     graph.node(_lid(lock_id), label=label, tooltip=_lock_tooltip(lock_id, lock.title, lock), **attrs)
 
 
+#: The shape of each kind of awaited thing (locks are ellipses, threads rounded boxes).
+_AWAITED_SHAPES = {"thread": "house", "task": "invhouse", "future": "note", "pool": "folder",
+                   "import": "tab"}
+_ASYNCIO_SHAPE = "octagon"  # asyncio.Lock, Condition, Semaphore, Event...: lock-like, not a lock
+_OTHER_SHAPE = "hexagon"
+
+
+def _awaited_shape(kind: str) -> str:
+    if kind in _AWAITED_SHAPES:
+        return _AWAITED_SHAPES[kind]
+    return _ASYNCIO_SHAPE if kind.startswith("asyncio.") else _OTHER_SHAPE
+
+
+def _awaited_node(graph: Any, node: str, awaited_id: str, entry: AwaitedInfo | None, in_cycle: bool,
+                  muted: bool) -> None:
+    if entry is None:
+        graph.node(node, label=_html_lines([(awaited_id, "b"), ("(not in this dump)", "note")]),
+                   shape=_OTHER_SHAPE, style="dashed", color=_MUTED, fontcolor=_MUTED)
+        return
+    muted = muted and not in_cycle
+    detail = {"thread": "join", "task": "await"}.get(entry.kind, entry.kind)
+    if entry.state:
+        detail += f", {entry.state}"
+    detail += f" ({awaited_id})"
+    lines: list[tuple[str, str]] = [(entry.title, "b"), (detail, "note")]
+    if entry.site is not None:
+        made = "submitted" if entry.kind in ("future", "pool") else "made"
+        lines.append((f"{made} at {_where(entry.site)} in {entry.site.function}", "note"))
+    attrs: dict[str, str] = {"shape": _awaited_shape(entry.kind), "style": "filled", "fillcolor": _AWAITED_FILL,
+                             "color": _PLAIN}
+    if in_cycle:
+        attrs.update(color=_CYCLE, penwidth=_CYCLE_WIDTH, fillcolor=_CYCLE_FILL)
+    elif muted:
+        attrs.update(color=_MUTED, fontcolor=_MUTED, fillcolor=_MUTED_FILL)
+    tooltip = f"{entry.kind} {awaited_id} {entry.title!r}"
+    if entry.any_of:
+        tooltip += "\nany one of its owners can end the wait (a pool's workers, a semaphore's holders)"
+    if entry.site is not None:
+        tooltip += f"\nat {entry.site.file}:{entry.site.line} in {entry.site.function}"
+    graph.node(node, label=_html_lines(lines, muted=muted), tooltip=_text(tooltip), **attrs)
+
+
 def _held_inferred(thread: ThreadInfo | None, lock: LockInfo | None) -> bool:
     return (thread is not None and lock is not None and lock.id in thread.inferred) or (lock is not None and lock.inferred)
 
 
-def _muted_locks(threads: dict[int, ThreadInfo], held: dict[tuple[str, int], int],
-                 waits: set[tuple[int, str]]) -> set[str]:
-    """Locks only bystanders touch: drawn muted too (one pass over the edges, not one per lock)."""
+def _muted_targets(threads: dict[int, ThreadInfo], waits: _Waits) -> set[str]:
+    """Locks and awaited things only bystanders touch: drawn muted too (one pass over the edges)."""
     muted: dict[str, bool] = {}
-    for lock_id, ident in [*held, *((lock, t) for t, lock in waits)]:
-        muted[lock_id] = muted.get(lock_id, True) and _muted(threads.get(ident))
-    return {lock_id for lock_id, all_muted in muted.items() if all_muted}
+    for target, ident in [*waits.held, *((x, t) for t, x in waits.waits), *waits.owned]:
+        muted[target] = muted.get(target, True) and _muted(threads.get(ident))
+    return {target for target, all_muted in muted.items() if all_muted}
 
 
 def _muted(thread: ThreadInfo | None) -> bool:
@@ -573,11 +791,26 @@ def _tid(ident: int) -> str:
     return f"thread_{ident}"
 
 
+def _task_id(ident: int) -> str:
+    return f"task_{ident}"
+
+
 def _lid(lock_id: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_]+", lock_id):
-        return f"lock_{lock_id}"
+    return _plain("lock_", lock_id)
+
+
+def _aid(awaited_id: str) -> str:
+    return _plain("wait_", awaited_id)
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _plain(prefix: str, some_id: str) -> str:
+    if _PLAIN_ID.fullmatch(some_id):
+        return prefix + some_id
     # A hand-edited id: keep node names plain DOT identifiers, still unique and stable.
-    return f"lock_{re.sub(r'[^A-Za-z0-9_]', '_', lock_id)}_{zlib.crc32(lock_id.encode('utf-8')):08x}"
+    return f"{prefix}{re.sub(r'[^A-Za-z0-9_]', '_', some_id)}_{zlib.crc32(some_id.encode('utf-8')):08x}"
 
 
 def _natural(lock_id: str) -> tuple[str, int, str]:
@@ -616,7 +849,7 @@ def _stack_text(stack: tuple[Frame, ...]) -> str:
 
 
 def _stack_tooltip(thread: ThreadInfo) -> str:
-    head = f"thread {thread.name!r} (id {thread.id}), most recent call last:"
+    head = f"{'task' if thread.is_task else 'thread'} {thread.name!r} (id {thread.id}), most recent call last:"
     return _text(head + "\n" + (_stack_text(thread.stack) or "(no stack)"))
 
 

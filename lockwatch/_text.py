@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lockwatch._model import CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
 
 # How the innermost (blocking) frame of a stack is marked, and the indent of the others.
 BLOCKING_MARK = ">> "
@@ -29,6 +29,8 @@ def format_report(report: Report) -> str:
         lines.append(report.summary)
     lines.append(_origin(report))
     lines.extend(f"Note: {note}" for note in report.notes)
+    if report.all_asleep:
+        lines.append(f"Note: {ALL_ASLEEP}")
 
     if report.kind == "lock-order" or (report.order_cycles and not report.cycles):
         lines.extend(_order_section(report, names))
@@ -38,8 +40,13 @@ def format_report(report: Report) -> str:
         lines.append("Cycle:" if len(report.cycles) == 1 else "Cycles:")
         for cycle in report.cycles:
             lines.append("  " + _cycle_line(cycle, names))
+    if report.chains:
+        lines.append("")
+        lines.append("Waiting for an owner that no longer exists:")
+        for chain in report.chains:
+            lines.append("  " + _chain_line(chain, names))
 
-    focus, bystanders, others = _partition(report)
+    focus, bystanders, others = _partition(report, names)
     if report.kind == "snapshot":
         # A snapshot is asked for by a person looking at a hung process: every stack counts.
         focus, others = focus + others, []
@@ -61,23 +68,88 @@ def format_report(report: Report) -> str:
 
 
 class _Names:
-    """Names threads and locks by id, saying so when a reference is missing from the dump."""
+    """Names threads, tasks, locks and awaited things by id, saying so when a reference is missing from the dump."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
         self.threads = {t.id: t for t in report.threads}
         self.locks = {lock.id: lock for lock in report.locks}
+        self.awaited = {entry.id: entry for entry in report.awaited}
+        # Who waits for each awaited entry (its own list, then threads naming it), and what each
+        # node owns: built once, so that a dump of thousands of threads stays linear.
+        self.waiters: dict[str, dict[int, None]] = {}
+        self.owned: dict[int, list[AwaitedInfo]] = {}
+        for entry in report.awaited:
+            self.waiters.setdefault(entry.id, {}).update(dict.fromkeys(entry.waiters))
+            for owner in dict.fromkeys(entry.owners):
+                self.owned.setdefault(owner, []).append(entry)
+        for thread in report.threads:
+            if thread.waits_for is not None:
+                self.waiters.setdefault(thread.waits_for, {})[thread.id] = None
+        # In a deadlock, a thread's block names the waits on it that are part of the deadlock;
+        # a bystander's join or result() is told on the bystander's own block.
+        self.stuck_waits: set[tuple[int, str]] | None = None
+        if report.cycles or report.chains:
+            self.stuck_waits = {(step.thread, step.target) for steps in (*report.cycles, *report.chains)
+                                for step in steps if step.waits_for is not None}
 
     def thread(self, ident: int, *, word: bool = True) -> str:
         info = self.threads.get(ident)
         if info is None:
             return f"thread {ident} (not in this dump)" if word else f"{ident} (not in this dump)"
-        return f'thread "{info.name}"' if word else f'"{info.name}"'
+        noun = "task" if info.is_task else "thread"
+        return f'{noun} "{info.name}"' if word else f'"{info.name}"'
 
     def lock(self, lock_id: str, *, word: bool = True) -> str:
         info = self.locks.get(lock_id)
         title = f'"{info.title}"' if info is not None else f"{lock_id} (not in this dump)"
         return f"lock {title}" if word else title
+
+    def target(self, awaited_id: str) -> str:
+        """An awaited entry as a wait's object: ``thread "worker" (join)``, ``future of f() (pending)``."""
+        info = self.awaited.get(awaited_id)
+        if info is None:
+            return f"{awaited_id} (not in this dump)"
+        title = info.title
+        # Say what kind of wait it is, unless the label already does ('thread "w" to end (join)').
+        if info.kind == "thread" and "join" not in title:
+            return f"{title} (join)"
+        if info.kind == "task" and "await" not in title:
+            return f"{title} (await)"
+        if info.state == "pending" and "pending" not in title:
+            return f"{title} (pending)"
+        return title
+
+    def step_target(self, step: CycleStep) -> str:
+        return self.lock(step.lock) if step.lock is not None else self.target(step.target)
+
+    def link(self, step: CycleStep, owner: str) -> str:
+        """How a step's target leads to ``owner`` (the next waiter): `` held by thread "b"``, `` run by ...``."""
+        if step.lock is not None:
+            return f" held by {owner}"
+        info = self.awaited.get(step.target)
+        if info is None:
+            return f" owned by {owner}"
+        if owner in info.title:
+            return ""  # the label names it: a join waits for that very thread, 'future run by thread "w"'
+        if info.kind in ("thread", "task"):
+            return f" (which needs {owner})"  # e.g. a gather() of several tasks
+        if info.any_of and len(info.owners) > 1:
+            if info.is_work:
+                return f" to be run by any of {len(info.owners)} busy workers, among them {owner}"
+            return f" held by {owner} and {_plural(len(info.owners) - 1, 'other')}"  # a Semaphore's holders
+        if info.is_work:
+            return f" to be run by {owner}" if info.any_of or info.state == "pending" else f" run by {owner}"
+        return f" held by {owner}"
+
+    def owners(self, info: AwaitedInfo) -> str:
+        return ", ".join(self.thread(owner) for owner in info.owners)
+
+    def waiters_of(self, awaited_id: str) -> list[int]:
+        waiters = list(self.waiters.get(awaited_id, ()))
+        if self.stuck_waits is None:
+            return waiters
+        return [w for w in waiters if (w, awaited_id) in self.stuck_waits]
 
     def order_lock(self, lock_id: str, label: str | None) -> str:
         info = self.locks.get(lock_id)
@@ -91,17 +163,43 @@ class _Names:
         info = self.locks.get(lock_id)
         return None if info is None else info.owner
 
+    def step_owners(self, step: CycleStep) -> list[int]:
+        """Who owns what a step waits for: the lock's owner, or the awaited entry's owners."""
+        if step.lock is not None:
+            owner = self.owner_of(step.lock)
+            return [] if owner is None else [owner]
+        info = self.awaited.get(step.target)
+        return [] if info is None else list(info.owners)
+
+
+#: The note of a report whose every live thread was asleep.
+ALL_ASLEEP = (
+    "every live thread was blocked in an untimed wait on two consecutive looks: "
+    "nothing left running can wake them (all threads are asleep)"
+)
+
 
 def _header(report: Report, names: _Names) -> str:
     if report.kind == "deadlock":
         idents = {step.thread for cycle in report.cycles for step in cycle}
         if len(idents) == 1 and len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            return "DEADLOCK: a thread is waiting for a lock it holds itself"
+            step = report.cycles[0][0]
+            who = _who(idents, names, one=True)
+            if step.lock is not None:
+                return f"DEADLOCK: {who} is waiting for a lock it holds itself"
+            info = names.awaited.get(step.target)
+            if info is not None and info.is_work:
+                return f"DEADLOCK: {who} is waiting for work that only it can run"
+            return f"DEADLOCK: {who} is waiting for itself"
+        if not idents and report.chains:
+            chained = {step.thread for chain in report.chains for step in chain}
+            verb = "waits" if len(chained) == 1 else "wait"
+            return f"DEADLOCK: {_who(chained, names)} {verb} for an owner that no longer exists"
         count = len(idents)
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
         if count == 0:
-            return "DEADLOCK"
-        return f"DEADLOCK: {count} threads{cycles} are waiting for each other"
+            return "DEADLOCK: every thread is asleep" if report.all_asleep else "DEADLOCK"
+        return f"DEADLOCK: {_who(idents, names)}{cycles} are waiting for each other"
     if report.kind == "lock-order":
         if report.rule and not any(is_order_cycle(cycle) for cycle in report.order_cycles):
             return "LOCK ORDER RULE BROKEN: a lock was taken against the declared order"
@@ -110,18 +208,38 @@ def _header(report: Report, names: _Names) -> str:
         waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
         if not waiting:
-            return "HANG"
+            return "HANG: every thread is asleep" if report.all_asleep else "HANG"
+        if report.all_asleep:
+            blocked = _plural(len(waiting), "thread")
+            return f"HANG: every thread is asleep ({blocked} blocked, longest {format_seconds(longest)})"
         threads = "1 thread has" if len(waiting) == 1 else f"{len(waiting)} threads have"
         return f"HANG: {threads} been blocked (longest {format_seconds(longest)})"
     held = sum(1 for lock in report.locks if lock.owner is not None)
+    tasks = sum(1 for t in report.threads if t.is_task)
+    nodes = _plural(len(report.threads) - tasks, "thread") + (f" and {_plural(tasks, 'task')}" if tasks else "")
     text = (
-        f"SNAPSHOT: {_plural(len(report.threads), 'thread')}, "
+        f"SNAPSHOT: {nodes}, "
         f"{_plural(held, 'lock')} held, {_plural(sum(1 for t in report.threads if t.is_blocked), 'thread')} waiting"
     )
     if report.cycles:
         deadlocked = len({step.thread for cycle in report.cycles for step in cycle})
         text += f"; DEADLOCKED: {_plural(deadlocked, 'thread')} in {_plural(len(report.cycles), 'cycle')}"
+    if report.chains:
+        chained_count = len({step.thread for chain in report.chains for step in chain})
+        text += f"; STUCK: {_plural(chained_count, 'thread')} waiting for an owner that no longer exists"
     return text
+
+
+def _who(idents: Iterable[int], names: _Names, one: bool = False) -> str:
+    """``2 threads``, ``2 tasks``, ``1 thread and 1 task`` (``a thread`` / ``a task`` with ``one``)."""
+    idents = list(idents)
+    tasks = sum(1 for ident in idents if (info := names.threads.get(ident)) is not None and info.is_task)
+    threads = len(idents) - tasks
+    if one:
+        return "a task" if tasks else "a thread"
+    if tasks and threads:
+        return f"{_plural(threads, 'thread')} and {_plural(tasks, 'task')}"
+    return _plural(tasks, "task") if tasks else _plural(threads, "thread")
 
 
 def hung_threads(report: Report) -> list[ThreadInfo]:
@@ -144,20 +262,55 @@ def _cycle_line(cycle: Iterable[CycleStep], names: _Names) -> str:
         return "(empty cycle)"
     first = steps[0]
     if len(steps) == 1:
-        return f"{names.thread(first.thread)} waits for {names.lock(first.lock)}, which it holds itself"
+        if first.lock is not None:
+            return f"{names.thread(first.thread)} waits for {names.lock(first.lock)}, which it holds itself"
+        info = names.awaited.get(first.target)
+        verb = "run" if info is not None and info.is_work else "complete"
+        return f"{names.thread(first.thread)} waits for {names.target(first.target)}, which only it can {verb}"
     parts = []
     for index, step in enumerate(steps):
         holder = steps[(index + 1) % len(steps)].thread
         last = index == len(steps) - 1
-        held_by = names.thread(holder, word=not last)
-        if index == 0:
-            parts.append(f"{names.thread(step.thread)} waits for {names.lock(step.lock)} held by {held_by}")
-        else:
-            parts.append(f"which waits for {names.lock(step.lock)} held by {held_by}")
+        parts.append(_step_text(step, names, names.thread(holder, word=not last), first=index == 0))
     return ", ".join(parts)
 
 
-def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list[ThreadInfo]]:
+def _step_text(step: CycleStep, names: _Names, owner: str, first: bool) -> str:
+    subject = f"{names.thread(step.thread)} waits" if first else "which waits"
+    return f"{subject} for {names.step_target(step)}{names.link(step, owner)}"
+
+
+def _chain_line(chain: Iterable[CycleStep], names: _Names) -> str:
+    """A wait that can never end: each step waits for what the next step's waiter owns; the
+    last step's owner is gone (``thread "w" (ended), which took it at app.py:12 in work``)."""
+    steps = list(chain)
+    if not steps:
+        return "(empty chain)"
+    parts = []
+    for index, step in enumerate(steps[:-1]):
+        parts.append(_step_text(step, names, names.thread(steps[index + 1].thread), first=index == 0))
+    last = steps[-1]
+    owners = names.step_owners(last)
+    owner = ", ".join(_gone(ident, last, names) for ident in owners) if owners else "nobody this dump names"
+    parts.append(_step_text(last, names, owner, first=len(steps) == 1))
+    return ", ".join(parts)
+
+
+def _gone(ident: int, step: CycleStep, names: _Names) -> str:
+    """The dead owner at the end of a chain, and where it took the lock, when known."""
+    text = names.thread(ident)
+    info = names.threads.get(ident)
+    if info is None:
+        return text
+    if not info.alive:
+        text += " (ended)"
+    taken = info.acquired_at.get(step.target)
+    if taken is not None:
+        text += f", which took it at {_where(taken)}"
+    return text
+
+
+def _partition(report: Report, names: _Names) -> tuple[list[ThreadInfo], list[ThreadInfo], list[ThreadInfo]]:
     """Threads to show in full (the cycle, or whoever hangs), bystanders, and the rest."""
     by_id = {t.id: t for t in report.threads}
     focus_ids: dict[int, None] = {}  # an ordered set: dumps may list thousands of threads
@@ -165,6 +318,14 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
         for step in cycle:
             if step.thread in by_id:
                 focus_ids.setdefault(step.thread)
+    for chain in report.chains:
+        for step in chain:
+            if step.thread in by_id:
+                focus_ids.setdefault(step.thread)
+        # The owner that is gone: its block says which locks it took, and where.
+        for gone in names.step_owners(chain[-1]) if chain else ():
+            if gone in by_id:
+                focus_ids.setdefault(gone)
     for thread in report.threads:
         if thread.role not in (None, "bystander"):
             focus_ids.setdefault(thread.id)
@@ -177,6 +338,10 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
             owner = owners.get(by_id[ident].waiting_for or "")
             if owner is not None and owner in by_id:
                 focus_ids.setdefault(owner)
+            entry = names.awaited.get(by_id[ident].waits_for or "")
+            for next_owner in entry.owners if entry is not None else ():
+                if next_owner in by_id:
+                    focus_ids.setdefault(next_owner)
     focus = [by_id[i] for i in focus_ids]
     bystanders = [t for t in report.threads if t.role == "bystander" and t.id not in focus_ids]
     others = [t for t in report.threads if t.id not in focus_ids and t.role != "bystander"]
@@ -188,6 +353,8 @@ def _partition(report: Report) -> tuple[list[ThreadInfo], list[ThreadInfo], list
 
 def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str]:
     flags = [f"id {thread.id}"]
+    if thread.is_task and thread.loop_thread is not None:
+        flags.append(f"on the loop of {names.thread(thread.loop_thread)}")
     if thread.daemon:
         flags.append("daemon")
     if not thread.alive:
@@ -196,20 +363,50 @@ def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str
         flags.append("in the deadlock")
     elif thread.role and thread.role != "bystander":
         flags.append(thread.role)
-    lines = [f'Thread "{thread.name}" ({", ".join(flags)}):']
+    lines = [f'{"Task" if thread.is_task else "Thread"} "{thread.name}" ({", ".join(flags)}):']
     for lock_id in thread.holding:
         lines.append("  holds " + _held_lock(thread, lock_id, names))
-    if not thread.holding:
+    owned = _owned(thread, names)
+    if not thread.holding and not any(line.startswith("holds ") for line in owned):
         attached = report.source is not None and report.source.startswith("attach")
         lines.append("  holds no lock lockwatch could find" if attached else "  holds no lockwatch lock")
+    lines.extend("  " + line for line in owned)
     lines.extend("  " + line for line in _waiting(thread, names))
     if report.victim is not None and report.victim == thread.id:
         lines.append("  chosen as the victim: its blocked acquire() raises lockwatch.DeadlockError")
     if thread.stack:
-        lines.append("  Stack (most recent call last):")
+        lines.append("  Coroutine stack (most recent call last):" if thread.is_task else "  Stack (most recent call last):")
         lines.extend("  " + line for line in format_stack(thread.stack))
+    elif thread.is_task:
+        lines.append("  (no coroutine stack: the task has not started or has finished)")
+    elif thread.gone:
+        lines.append(f"  (no stack: the thread {printable(thread.gone)})")
     else:
         lines.append("  (no stack: the thread is not running Python code any more)")
+    return lines
+
+
+def _owned(thread: ThreadInfo, names: _Names) -> list[str]:
+    """What others wait for that this thread or task owns: who joins it, the future it runs, an asyncio lock."""
+    lines = []
+    for info in names.owned.get(thread.id, ()):
+        waiters = names.waiters_of(info.id)
+        by = ", ".join(names.thread(w) for w in waiters)
+        if info.kind == "thread":
+            if waiters:
+                lines.append(f"joined by {by}")
+            continue
+        if info.kind == "task":
+            if waiters:
+                lines.append(f"awaited by {by}")
+            continue
+        if info.any_of and info.is_work:
+            lines.append(f"may run {info.title}" + (f", waited for by {by}" if waiters else ""))
+        elif info.is_work:
+            # A future's label may name this very thread ('future run by thread "w"'): say it plainly.
+            lines.append(f"runs a future {by} waits for" if waiters else f"runs {info.title}")
+        else:
+            lines.append(f"holds {info.title}" + (f", waited for by {by}" if waiters else ""))
     return lines
 
 
@@ -238,18 +435,46 @@ def _waiting(thread: ThreadInfo, names: _Names) -> list[str]:
         info = names.locks.get(thread.waiting_for)
         if owner is not None:
             text += f", held by {names.thread(owner)}" + (" (inferred)" if info is not None and info.inferred else "")
+            holder = names.threads.get(owner)
+            if holder is not None and not holder.alive:
+                text += " (ended)"
         lines = [text]
         if thread.waiting_inferred:
             lines.append(f"  (inferred: {thread.waiting_inferred})")
         if info is not None and info.site is not None:
             lines.append(f"  (that lock was created at {_where(info.site)})")
+        lines.extend(_waiting_beyond(thread, names, also=True))
         return lines
+    if thread.waits_for is not None:
+        return _waiting_beyond(thread, names)
     if thread.waiting_in is not None:
         text = f"waits in {thread.waiting_in}"
         if thread.waiting_seconds is not None:
             text += f" for {format_seconds(thread.waiting_seconds)}"
         return [text + " (for a notification, not a lock)"]
     return []
+
+
+def _waiting_beyond(thread: ThreadInfo, names: _Names, also: bool = False) -> list[str]:
+    """A wait that is not on a lock: ``waits for thread "worker" (join) for 2.0 s``, and who must run."""
+    if thread.waits_for is None:
+        return []
+    text = f"{'also ' if also else ''}waits for {names.target(thread.waits_for)}"
+    if thread.waiting_seconds is not None and not also:
+        text += f" for {format_seconds(thread.waiting_seconds)}"
+    info = names.awaited.get(thread.waits_for)
+    if info is None or not info.owners:
+        return [text]
+    step = CycleStep(thread.id, waits_for=thread.waits_for)
+    link = names.link(step, names.owners(info))
+    if info.any_of and len(info.owners) > 1 and link:
+        link = f" to be run by any of {names.owners(info)}" if info.is_work else f" held by {names.owners(info)}"
+    lines = [text + ("," + link if link else "")]
+    if info.site is not None:
+        made = {"future": "future was submitted", "pool": "future was submitted", "thread": "thread was started",
+                "task": "task was created"}.get(info.kind, f"{info.kind} was created")
+        lines.append(f"  (that {made} at {_where(info.site)})")
+    return lines
 
 
 def format_stack(stack: Iterable[Frame]) -> list[str]:
@@ -266,6 +491,8 @@ def format_stack(stack: Iterable[Frame]) -> list[str]:
 
 def _brief_thread(thread: ThreadInfo, names: _Names) -> str:
     text = f'"{thread.name}" (id {thread.id})'
+    if thread.is_task:
+        text = "task " + text
     if thread.stack:
         text += f" at {_where(_program_line(thread.stack))}"
     if thread.holding:

@@ -403,9 +403,11 @@ def _newest(paths: Sequence[str], reports: Sequence[lockwatch.Report]) -> int:
 def render(dumps: tuple[str, ...], output: str | None, fmt: str | None) -> None:
     """Draw dumps as pictures of who holds and who waits.
 
-    Threads are boxes, locks are ellipses; "waits for" edges are dashed,
-    "held by" edges solid, the deadlock (or lock-order) cycle is red, and
-    threads outside it are grey. In an SVG, hover over a thread to see its
+    Threads are boxes, asyncio tasks boxes with cut corners, locks are
+    ellipses, and other things waited for have shapes of their own (a join,
+    a future, a pool, an import, an asyncio lock); "waits for" edges are
+    dashed, "held by" edges solid, the deadlock (or lock-order) cycle is red,
+    and threads outside it are grey. In an SVG, hover over a thread to see its
     stack. svg, png and pdf need Graphviz's `dot` program; dot (the Graphviz
     source) always works. Prints the paths written.
 
@@ -481,8 +483,8 @@ def _render_to_stdout(report: lockwatch.Report, fmt: str) -> None:
 def show(ctx: click.Context, dumps: tuple[str, ...]) -> None:
     """Print a dump as the text report lockwatch prints when it finds something.
 
-    The summary comes first (the deadlock cycle: which thread waits for which
-    lock held by whom), then every involved thread's stack with the blocking
+    The summary comes first (the deadlock cycle: which thread or task waits
+    for which lock, join, future or task held by whom), then every involved thread's stack with the blocking
     line marked, the locks it holds and where they were taken, then the other
     threads. Works on any dump (deadlock, hang, lock-order, snapshot), on any
     machine. Several dumps are shown one after the other, each under a

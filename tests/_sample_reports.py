@@ -1,4 +1,8 @@
-"""Reports built by hand (fixed content, for golden files) and one taken from real deadlocked threads."""
+"""Reports built by hand (fixed content, for golden files) and one taken from real deadlocked threads.
+
+Besides locks, the samples cover waits beyond locks: a join cycle, an asyncio task cycle,
+a one-worker pool starved by a nested submit, and an orphaned lock (its owner has ended).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import threading
 import time
 
 import lockwatch
-from lockwatch._model import CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
 
 CREATED = "2026-11-25T15:00:00.123456+00:00"
 
@@ -123,7 +127,120 @@ def snapshot() -> Report:
                   threads=(busy, idle), locks=locks)
 
 
-SAMPLES = {"deadlock": deadlock, "lock-order": lock_order, "hang": hang, "snapshot": snapshot}
+def join_cycle() -> Report:
+    """The main thread joins "worker" while holding state_lock, which the worker needs (rich's Live.stop())."""
+    main = ThreadInfo(
+        id=7001, name="MainThread", daemon=False, holding=("L1",), waits_for="J1", waiting_seconds=2.0,
+        waiting_in="Thread.join",
+        stack=_frames(("/app/live.py", 40, "<module>", "live.stop()"),
+                      ("/app/live.py", 22, "stop", "self._thread.join()"),
+                      ("/usr/lib/python3.11/threading.py", 1119, "join", "self._wait_for_tstate_lock()")),
+        role="cycle", acquired_at={"L1": Frame("/app/live.py", 21, "stop", "with self.state_lock:")},
+    )
+    worker = ThreadInfo(
+        id=7002, name="worker", daemon=False, waiting_for="L1", waiting_seconds=1.75,
+        stack=_frames(BOOTSTRAP, ("/app/live.py", 30, "refresh", "with self.state_lock:")), role="cycle",
+    )
+    locks = (LockInfo(id="L1", kind="RLock", name=None, site=Frame("/app/live.py", 8, "__init__"), owner=7001,
+                      count=1, waiters=(7002,), label="state_lock"),)
+    awaited = (AwaitedInfo(id="J1", kind="thread", label='thread "worker"', owners=(7002,),
+                           site=Frame("/app/live.py", 12, "start"), waiters=(7001,)),)
+    return Report(
+        kind="deadlock", created=CREATED, pid=5150, argv=("live.py",), python="3.11.7",
+        threads=(main, worker), locks=locks, awaited=awaited,
+        cycles=((CycleStep(7001, waits_for="J1"), CycleStep(7002, lock="L1")),),
+        summary="MainThread joins worker while holding state_lock, which worker waits for.",
+    )
+
+
+def task_cycle() -> Report:
+    """Two asyncio tasks take two asyncio.Locks in opposite orders; the loop's thread idles in select()."""
+    loop = ThreadInfo(
+        id=8001, name="MainThread", daemon=False,
+        stack=_frames(("/app/jobs.py", 50, "<module>", "asyncio.run(main())"),
+                      ("/usr/lib/python3.11/selectors.py", 468, "select", "fd_event_list = self._selector.poll(timeout, max_ev)")),
+    )
+    first = ThreadInfo(
+        id=1, name="Task-2", daemon=False, waits_for="A2", waiting_seconds=3.0, kind="task", loop_thread=8001,
+        stack=_frames(("/app/jobs.py", 12, "transfer", "async with lock_b:"),
+                      ("/usr/lib/python3.11/asyncio/locks.py", 114, "acquire", "await fut")),
+        role="cycle",
+    )
+    second = ThreadInfo(
+        id=2, name="Task-3", daemon=False, waits_for="A1", waiting_seconds=3.0, kind="task", loop_thread=8001,
+        stack=_frames(("/app/jobs.py", 20, "refund", "async with lock_a:"),), role="cycle",
+    )
+    awaited = (
+        AwaitedInfo(id="A1", kind="asyncio.Lock", label='asyncio.Lock "lock_a"', owners=(1,),
+                    site=Frame("/app/jobs.py", 4, "<module>"), waiters=(2,)),
+        AwaitedInfo(id="A2", kind="asyncio.Lock", label='asyncio.Lock "lock_b"', owners=(2,),
+                    site=Frame("/app/jobs.py", 5, "<module>"), waiters=(1,)),
+    )
+    return Report(
+        kind="deadlock", created=CREATED, pid=6160, argv=("jobs.py",), python="3.12.1",
+        threads=(loop, first, second), awaited=awaited,
+        cycles=((CycleStep(1, waits_for="A2"), CycleStep(2, waits_for="A1")),),
+        summary="Tasks Task-2 and Task-3 wait for each other's asyncio locks.",
+    )
+
+
+def pool_starvation() -> Report:
+    """A task in a one-worker pool waits for a sub-task it submitted to the same pool; main waits for the first."""
+    main = ThreadInfo(
+        id=9001, name="MainThread", daemon=False, waits_for="F1", waiting_seconds=4.0, waiting_in="Condition.wait",
+        stack=_frames(("/app/crawl.py", 30, "<module>", "print(outer_future.result())"),),
+        role="bystander",
+    )
+    worker = ThreadInfo(
+        id=9002, name="ThreadPoolExecutor-0_0", daemon=True, waits_for="F2", waiting_seconds=3.5,
+        waiting_in="Condition.wait",
+        stack=_frames(BOOTSTRAP, ("/app/crawl.py", 12, "outer", "return pool.submit(inner).result()")),
+        role="cycle",
+    )
+    awaited = (
+        AwaitedInfo(id="F1", kind="future", label="future of outer() in ThreadPoolExecutor-0", owners=(9002,),
+                    site=Frame("/app/crawl.py", 29, "<module>"), state="running", waiters=(9001,)),
+        AwaitedInfo(id="F2", kind="pool", label="future of inner() in ThreadPoolExecutor-0", owners=(9002,),
+                    any_of=True, site=Frame("/app/crawl.py", 12, "outer"), state="pending", waiters=(9002,)),
+    )
+    return Report(
+        kind="deadlock", created=CREATED, pid=7170, argv=("crawl.py",), python="3.11.7",
+        threads=(main, worker), awaited=awaited, cycles=((CycleStep(9002, waits_for="F2"),),),
+        summary="The only worker of ThreadPoolExecutor-0 waits for a future that only it can run.",
+    )
+
+
+def orphaned_lock() -> Report:
+    """Thread "loader" ended while holding cache_lock; "main" and a helper wait for it forever."""
+    loader = ThreadInfo(
+        id=-3, name="loader", daemon=False, holding=("L4",), alive=False,
+        acquired_at={"L4": Frame("/app/cache.py", 14, "load", "cache_lock.acquire()")},
+    )
+    main = ThreadInfo(
+        id=4001, name="MainThread", daemon=False, waiting_for="L4", waiting_seconds=2.5,
+        stack=_frames(("/app/cache.py", 40, "<module>", "with cache_lock:"),), role="cycle",
+    )
+    helper = ThreadInfo(
+        id=4002, name="helper", daemon=False, waits_for="J7", waiting_seconds=2.5, waiting_in="Thread.join",
+        stack=_frames(BOOTSTRAP, ("/app/cache.py", 50, "supervise", "main_thread.join()")),
+    )
+    locks = (LockInfo(id="L4", kind="Lock", name=None, site=Frame("/app/cache.py", 3, "<module>"), owner=-3,
+                      count=1, waiters=(4001,), label="cache_lock"),)
+    awaited = (AwaitedInfo(id="J7", kind="thread", label='thread "MainThread"', owners=(4001,), waiters=(4002,)),)
+    return Report(
+        kind="deadlock", created=CREATED, pid=8180, argv=("cache.py",), python="3.11.7",
+        threads=(main, helper, loader), locks=locks, awaited=awaited,
+        chains=((CycleStep(4002, waits_for="J7"), CycleStep(4001, lock="L4")),),
+        all_asleep=True,
+        summary="cache_lock is held by thread loader, which has ended: whoever waits for it waits forever.",
+    )
+
+
+SAMPLES = {
+    "deadlock": deadlock, "lock-order": lock_order, "hang": hang, "snapshot": snapshot,
+    "join-cycle": join_cycle, "task-cycle": task_cycle, "pool-starvation": pool_starvation,
+    "orphaned-lock": orphaned_lock,
+}
 
 
 def real_deadlock(timeout: float = 2.0) -> Report:

@@ -217,19 +217,24 @@ def test_future_result_while_holding_the_lock_its_task_needs(watch: Any, collect
 def test_lock_of_an_ended_thread_is_an_orphan(watch: Any, collect: Collector) -> None:
     watch(on_deadlock="break", interval=0.1)
     lock = threading.RLock()  # nobody but its owner can ever release an RLock
-    leaver = threading.Thread(target=lock.acquire, name="leaver")
-    leaver.start()
-    leaver.join(JOIN)
+    go = threading.Event()
     errors: list[BaseException] = []
 
     def waiter() -> None:
+        go.wait()
         try:
             lock.acquire()
         except lockwatch.DeadlockError as exc:
             errors.append(exc)
 
+    # Started first, so that it cannot reuse the leaver's ident (which a C RLock would
+    # take for its owner's: CPython's RLock lets such a thread in).
     thread = threading.Thread(target=waiter, name="waiter")
     thread.start()
+    leaver = threading.Thread(target=lock.acquire, name="leaver")
+    leaver.start()
+    leaver.join(JOIN)
+    go.set()
     thread.join(JOIN)
     assert not thread.is_alive() and len(errors) == 1
     report = wait_for_report(collect)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sample_reports import SAMPLES, deadlock, real_deadlock
+from _sample_reports import SAMPLES, deadlock, join_cycle, orphaned_lock, pool_starvation, real_deadlock, task_cycle
 
 import lockwatch
 from lockwatch import _dump, _render
 from lockwatch._dump import dump_json, load_dump, write_report
 from lockwatch._errors import DumpError
-from lockwatch._model import Report
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, Report
 
 SCHEMA = Path(lockwatch.__file__).parent / "dump-schema.json"
 
@@ -70,7 +70,7 @@ def test_json_is_pretty_sorted_and_stable(tmp_path: Path) -> None:
     first, second = write_report(deadlock(), tmp_path)[0], write_report(deadlock(), tmp_path)[0]
     text = Path(first).read_text(encoding="utf-8")
     assert text == Path(second).read_text(encoding="utf-8") == dump_json(deadlock())
-    assert text.startswith('{\n  "argv": [') and text.endswith("}\n")
+    assert text.startswith('{\n  "all_asleep": false,\n  "argv": [') and text.endswith("}\n")
     assert list(json.loads(text)) == sorted(json.loads(text))
     assert json.loads(text)["lockwatch"] == 1
 
@@ -390,3 +390,141 @@ def test_dump_files_are_private_in_a_shared_directory(tmp_path: Path, umask: Any
     assert _dump.wait_drawings(30)
     assert set(_modes(shared).values()) == {0o600}
     assert _dump.file_mode(str(tmp_path)) == 0o666  # one's own directory: the umask decides
+
+
+# -- waits beyond locks: awaited entries, task nodes, chains, "all asleep" ------------------------
+
+NEW_KEYS = ("awaited", "chains", "all_asleep")
+NEW_THREAD_KEYS = ("kind", "waits_for", "loop_thread")
+
+
+def test_new_keys_round_trip_through_the_model() -> None:
+    for make in (join_cycle, task_cycle, pool_starvation, orphaned_lock):
+        report = make()
+        assert Report.from_dict(json.loads(dump_json(report))) == report
+    join = Report.from_dict(join_cycle().to_dict())
+    assert join.cycles[0][0] == CycleStep(7001, waits_for="J1") and join.cycles[0][0].target == "J1"
+    assert join.cycles[0][1].lock == "L1" and join.cycles[0][1].target == "L1"
+    entry = join.awaited_entry("J1")
+    assert entry is not None and entry.kind == "thread" and entry.owners == (7002,) and entry.waiters == (7001,)
+    assert join.awaited_entry("J2") is None
+    tasks = Report.from_dict(task_cycle().to_dict())
+    assert [(t.kind, t.loop_thread) for t in tasks.threads] == [("thread", None), ("task", 8001), ("task", 8001)]
+    assert tasks.thread(1) is not None and tasks.thread(1).is_task  # type: ignore[union-attr]
+    orphan = Report.from_dict(orphaned_lock().to_dict())
+    assert orphan.all_asleep and orphan.chains[0][-1] == CycleStep(4001, lock="L4")
+    pool = Report.from_dict(pool_starvation().to_dict())
+    assert pool.awaited_entry("F2") == AwaitedInfo(
+        id="F2", kind="pool", label="future of inner() in ThreadPoolExecutor-0", owners=(9002,), any_of=True,
+        site=Frame("/app/crawl.py", 12, "outer"), state="pending", waiters=(9002,))
+
+
+def test_a_v1_dump_without_the_new_keys_reads_with_defaults() -> None:
+    data = deadlock().to_dict()
+    for key in NEW_KEYS:
+        del data[key]
+    for thread in data["threads"]:
+        for key in NEW_THREAD_KEYS:
+            del thread[key]
+    report = Report.from_dict(data)
+    assert report == deadlock()
+    assert report.awaited == () and report.chains == () and report.all_asleep is False
+    assert all(t.kind == "thread" and t.waits_for is None and t.loop_thread is None for t in report.threads)
+    # The steps of a dump written before waits_for: a lock each.
+    assert [step.lock for step in report.cycles[0]] == ["L2", "L1"]
+
+
+def test_waits_for_steps_still_carry_a_lock_for_older_readers() -> None:
+    """A format 1 reader that predates waits_for requires "lock" (a string) in every step."""
+    for make in (join_cycle, task_cycle, pool_starvation, orphaned_lock):
+        data = json.loads(dump_json(make()))
+        for steps in (*data["cycles"], *data["chains"]):
+            for step in steps:
+                assert isinstance(step["thread"], int) and isinstance(step["lock"], str)
+                if "waits_for" in step:
+                    assert step["lock"] == step["waits_for"]
+    assert CycleStep(1, waits_for="F3").to_dict() == {"thread": 1, "waits_for": "F3", "lock": "F3"}
+    assert CycleStep(1, lock="L3").to_dict() == {"thread": 1, "lock": "L3"}
+    # A step as another writer may put it (no lock) reads too.
+    assert CycleStep.from_dict({"thread": 1, "waits_for": "F3"}) == CycleStep(1, waits_for="F3")
+
+
+def test_a_cycle_step_waits_for_exactly_one_thing() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        CycleStep(1)
+    with pytest.raises(ValueError, match="exactly one"):
+        CycleStep(1, lock="L1", waits_for="F1")
+    assert CycleStep(1, "L1") == CycleStep(thread=1, lock="L1")  # positional calls keep working
+
+
+def _bad(change: Any) -> dict[str, Any]:
+    data = orphaned_lock().to_dict()
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda d: d["chains"][0].__setitem__(0, {"thread": 4002}),
+         "cycle step of thread 4002 has neither a 'lock' nor a 'waits_for'"),
+        (lambda d: d["chains"][0].__setitem__(0, {"thread": 4002, "lock": "L4", "waits_for": "J7"}),
+         "cycle step of thread 4002 has both a 'lock' ('L4') and a 'waits_for' ('J7')"),
+        (lambda d: d["cycles"].append([{"thread": 1, "lock": None}]),
+         "cycle step of thread 1 has neither a 'lock' nor a 'waits_for'"),
+        (lambda d: d["chains"][0][0].__setitem__("waits_for", 7), "cycle step 'waits_for' has type int"),
+        (lambda d: d["awaited"][0].__setitem__("owners", ["4001"]), "awaited owners must be thread or task ids"),
+        (lambda d: d["awaited"][0].__setitem__("owners", [True]), "awaited owners must be thread or task ids"),
+        (lambda d: d["awaited"][0].__setitem__("waiters", [1.5]), "awaited waiters must be thread or task ids"),
+        (lambda d: d["awaited"][0].pop("id"), "awaited entry has no 'id'"),
+        (lambda d: d["awaited"][0].__setitem__("kind", None), "awaited entry 'kind' has type NoneType"),
+        (lambda d: d["awaited"][0].__setitem__("any_of", 1), "awaited entry 'any_of' has type int"),
+        (lambda d: d.__setitem__("awaited", {"J7": {}}), "dump 'awaited' has type dict"),
+        (lambda d: d["awaited"].append("J8"), "expected an awaited entry, found str"),
+        (lambda d: d.__setitem__("chains", [{"thread": 1}]), "expected a chain, found dict"),
+        (lambda d: d.__setitem__("all_asleep", "yes"), "dump 'all_asleep' has type str"),
+        (lambda d: d["threads"][0].__setitem__("kind", "greenlet"), "thread 'kind' is 'greenlet' (expected one of thread, task)"),
+        (lambda d: d["threads"][0].__setitem__("waits_for", 7), "thread 'waits_for' has type int"),
+        (lambda d: d["threads"][0].__setitem__("loop_thread", "8001"), "thread 'loop_thread' has type str"),
+        (lambda d: d["locks"][0].__setitem__("waiters", ["4001"]), "lock waiters must be thread or task ids"),
+    ],
+    ids=["step-neither", "step-both", "step-null-lock", "step-waits-for-type", "owners-str", "owners-bool",
+         "waiters-float", "awaited-no-id", "awaited-kind-type", "any-of-type", "awaited-dict", "awaited-str",
+         "chain-not-list", "all-asleep-type", "thread-kind", "waits-for-type", "loop-thread-type", "lock-waiters"],
+)
+def test_bad_new_keys_are_clear_dump_errors(tmp_path: Path, change: Any, expected: str) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(_bad(change)), encoding="utf-8")
+    with pytest.raises(DumpError) as info:
+        load_dump(path)
+    message = _only_line(info)
+    assert message.startswith(f"{path}: malformed dump: ") and expected in message, message
+
+
+def test_schema_documents_the_new_keys() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    data = json.loads(dump_json(task_cycle()))
+    assert set(data["awaited"][0]) == set(schema["$defs"]["awaited"]["properties"])
+    assert set(data["threads"][1]) == set(schema["$defs"]["thread"]["properties"])
+    assert set(data["cycles"][0][0]) == set(schema["$defs"]["cycle_step"]["properties"])
+    bad = json.loads(dump_json(task_cycle()))
+    bad["threads"][1]["kind"] = "coroutine"
+    with pytest.raises(AssertionError):
+        _validate(bad, schema, schema)
+
+
+def test_every_documented_example_is_a_valid_dump(tmp_path: Path) -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "dump-format.md").read_text(encoding="utf-8")
+    examples = [block.split("```", 1)[0] for block in doc.split("```json\n")[1:]]
+    assert len(examples) == 3
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    reports = []
+    for number, example in enumerate(examples):
+        path = tmp_path / f"example-{number}.json"
+        path.write_text(example, encoding="utf-8")
+        reports.append(load_dump(path))
+        _validate(json.loads(example), schema, schema)
+    _, join, tasks = reports
+    assert join.cycles == join_cycle().cycles and join.awaited == join_cycle().awaited
+    assert tasks.cycles == task_cycle().cycles and tasks.awaited == task_cycle().awaited
+    assert [t.kind for t in tasks.threads] == ["thread", "task", "task"]

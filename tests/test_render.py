@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sample_reports import SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+from _sample_reports import (
+    SAMPLES,
+    deadlock,
+    hang,
+    join_cycle,
+    lock_order,
+    orphaned_lock,
+    pool_starvation,
+    real_deadlock,
+    snapshot,
+    task_cycle,
+)
 
 from lockwatch import _render
 from lockwatch._errors import LockwatchError, RenderError
-from lockwatch._model import CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
 from lockwatch._render import has_dot, render, to_dot
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -290,8 +301,12 @@ def _hostile(report: Report) -> Report:
     cycles = tuple(tuple(dataclasses.replace(e, thread=e.thread + HOSTILE, test=HOSTILE, from_label=HOSTILE + "a",
                                              to_label=HOSTILE + "b", stack=tuple(map(frame, e.stack)))
                          for e in cycle) for cycle in report.order_cycles)
+    awaited = tuple(dataclasses.replace(entry, label=entry.label + HOSTILE, kind=entry.kind + HOSTILE,
+                                        state=entry.state and entry.state + HOSTILE,
+                                        site=entry.site and frame(entry.site))
+                    for entry in report.awaited)
     return report.replace(threads=threads, locks=locks, order_cycles=cycles, summary=HOSTILE, argv=(HOSTILE,),
-                          rule=report.rule and report.rule + HOSTILE)
+                          rule=report.rule and report.rule + HOSTILE, awaited=awaited)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
@@ -350,6 +365,26 @@ def _nodes(dot: str) -> set[str]:
     return set(re.findall(r"^\s*((?:thread|lock)_\w+) \[", dot, re.M))
 
 
+def _lines_run(report: Report) -> int:
+    """Lines of lockwatch's renderer executed to draw ``report`` whole (no size limit)."""
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        if frame.f_code.co_filename != _render.__file__:
+            return None
+        if event == "line":
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        to_dot(report, max_nodes=10**9)  # no size limit: every node is drawn
+    finally:
+        sys.settrace(None)
+    return count
+
+
 @pytest.mark.timeout(120)
 def test_dot_generation_is_linear_in_the_number_of_locks() -> None:
     """Was quadratic (a scan of every edge per lock): 11.9 s for 20,000 locks.
@@ -357,27 +392,8 @@ def test_dot_generation_is_linear_in_the_number_of_locks() -> None:
     Work is counted, not timed: the lines of lockwatch's renderer executed for
     4x the locks must be about 4x (quadratic: about 16x), whatever the machine's load.
     """
-
-    def lines_run(report: Report) -> int:
-        count = 0
-
-        def tracer(frame: Any, event: str, arg: Any) -> Any:
-            nonlocal count
-            if frame.f_code.co_filename != _render.__file__:
-                return None
-            if event == "line":
-                count += 1
-            return tracer
-
-        sys.settrace(tracer)
-        try:
-            to_dot(report, max_nodes=10**9)  # no size limit: every node is drawn
-        finally:
-            sys.settrace(None)
-        return count
-
     small, large = _crowded(50, per_worker=20), _crowded(200, per_worker=20)  # 1,000 and 4,000 locks
-    ratio = lines_run(large) / lines_run(small)
+    ratio = _lines_run(large) / _lines_run(small)
     assert ratio < 6, f"4x the locks ran {ratio:.1f}x the lines (linear: ~4x, quadratic: ~16x)"
 
 
@@ -425,3 +441,155 @@ def test_a_cycle_longer_than_the_limit_is_drawn_whole() -> None:
     nodes = _nodes(dot)
     assert {f"thread_{5000 + i}" for i in range(size)} | {f"lock_F{i}" for i in range(size)} == nodes
     assert "Partial picture" in dot
+
+
+# -- waits beyond locks ------------------------------------------------------------------------------
+
+
+def test_join_cycle_draws_the_join_as_a_node_between_the_threads() -> None:
+    dot = to_dot(join_cycle())
+    join = _line(dot, "wait_J1 [")
+    assert "shape=house" in join and "<B>thread &quot;worker&quot;</B>" in join and "join (J1)" in join
+    assert "color=red3" in join and "made at live.py:12 in start" in join
+    waits = _edge(dot, "thread_7001", "wait_J1")
+    assert "style=dashed" in waits and "waits for 2.0 s" in waits and "color=red3" in waits
+    ends = _edge(dot, "wait_J1", "thread_7002")
+    assert "ends with" in ends and "style=solid" in ends and "color=red3" in ends
+    assert "color=red3" in _edge(dot, "thread_7002", "lock_L1") and "color=red3" in _edge(dot, "lock_L1", "thread_7001")
+    # The cycle is a loop: thread, join, thread, lock.
+    rows = re.findall(r"\{\s*rank=same\s+([^}]*)\}", dot)
+    assert [set(re.findall(r"^\s*(\w+)\s*$", row, re.M)) for row in rows] == [
+        {"thread_7001", "lock_L1"}, {"wait_J1", "thread_7002"}]
+    assert "Deadlock: 2 threads wait for each other" in dot
+    assert "green: waited for, not a lock" in dot
+
+
+def test_task_cycle_draws_tasks_unlike_threads_and_asyncio_locks_unlike_locks() -> None:
+    dot = to_dot(task_cycle())
+    task = _line(dot, "task_1 [")
+    assert "diagonals" in task and "rounded" not in task and "<B>task Task-2</B>" in task and "color=red3" in task
+    assert "thread_1 " not in dot and "thread_1 [" not in dot
+    lock_a = _line(dot, "wait_A1 [")
+    assert "shape=octagon" in lock_a and "ellipse" not in lock_a and "color=red3" in lock_a
+    assert "held by" in _edge(dot, "wait_A1", "task_1") and "color=red3" in _edge(dot, "wait_A1", "task_1")
+    assert "color=red3" in _edge(dot, "task_2", "wait_A1")
+    assert "Deadlock: 2 tasks wait for each other" in dot and "cut corners: an asyncio task" in dot
+    assert "1 other thread, holding" in dot  # the loop's thread, idle in select()
+    assert "on the loop of MainThread" in task and "tooltip=\"task 'Task-2' (id 1)" in task
+    idle = ThreadInfo(id=9, name="idle", daemon=False, kind="task")
+    assert "1 other thread and 1 task, holding" in to_dot(task_cycle().replace(threads=(*task_cycle().threads, idle)))
+
+
+def test_pool_starvation_draws_any_of_owners_dashed() -> None:
+    dot = to_dot(pool_starvation())
+    pending = _line(dot, "wait_F2 [")
+    assert "shape=folder" in pending and "pool, pending (F2)" in pending and "color=red3" in pending
+    any_of = _edge(dot, "wait_F2", "thread_9002")
+    assert "style=dashed" in any_of and "to be run by any of" in any_of and "color=red3" in any_of
+    running = _line(dot, "wait_F1 [")
+    assert "shape=note" in running and "red" not in running and "grey" in running  # only the bystander waits
+    assert "run by" in _edge(dot, "wait_F1", "thread_9002") and "style=solid" in _edge(dot, "wait_F1", "thread_9002")
+    assert "grey" in _edge(dot, "thread_9001", "wait_F1")
+    assert "Deadlock: a thread waits for work that only it can run" in dot
+
+
+def test_orphaned_lock_chain_is_highlighted_to_the_dead_owner() -> None:
+    dot = to_dot(orphaned_lock())
+    dead = _line(dot, '"thread_-3" [')
+    assert "dashed" in dead and "ended (no longer running)" in dead and "color=red3" in dead
+    assert "color=red3" in _line(dot, 'lock_L4 -> "thread_-3"')
+    assert "color=red3" in _edge(dot, "thread_4002", "wait_J7") and "color=red3" in _edge(dot, "wait_J7", "thread_4001")
+    assert "color=red3" in _edge(dot, "thread_4001", "lock_L4")
+    title = _line(dot, "label=<")
+    assert "Deadlock: 2 threads wait for an owner that no longer exists" in title
+    assert "red: a wait on an owner that no longer exists" in title and "every live thread was asleep" in title
+
+
+def test_missing_awaited_entries_and_odd_ids_do_not_break_the_graph() -> None:
+    report = join_cycle()
+    broken = report.replace(awaited=(), cycles=((CycleStep(7001, waits_for="J 4:x"), CycleStep(7002, lock="L1")),))
+    dot = to_dot(broken)
+    missing = [line for line in dot.splitlines() if re.match(r"\s*wait_J_4_x_[0-9a-f]{8} \[", line)]
+    assert len(missing) == 1 and "(not in this dump)" in missing[0]
+    assert "owned by" in _edge(dot, missing[0].split()[0], "thread_7002")
+    assert "(not in this dump)" in _line(dot, "wait_J1 [")  # named by the thread's waits_for only
+
+
+def _crowded_waits(workers: int) -> Report:
+    """join_cycle() plus ``workers`` threads, each joined by the next and running a future someone awaits."""
+    base = join_cycle()
+    threads = list(base.threads)
+    awaited = list(base.awaited)
+    for index in range(workers):
+        ident = 20000 + index
+        waits_for = f"J{100 + index + 1}" if index + 1 < workers else None
+        threads.append(ThreadInfo(id=ident, name=f"w{index}", daemon=True, waits_for=waits_for,
+                                  waiting_seconds=1.0 if waits_for else None, kind="task" if index % 3 == 0 else "thread",
+                                  stack=(Frame("/app/w.py", 3, "work", "t.join()"),)))
+        awaited.append(AwaitedInfo(id=f"J{100 + index}", kind="thread", label=f'thread "w{index}"', owners=(ident,),
+                                   waiters=(ident - 1,) if index else ()))
+        awaited.append(AwaitedInfo(id=f"F{100 + index}", kind="pool", label=f"future {index}", owners=(ident,),
+                                   any_of=True, state="pending"))
+    return base.replace(threads=tuple(threads), awaited=tuple(awaited))
+
+
+@pytest.mark.timeout(120)
+def test_dot_generation_is_linear_in_the_number_of_awaited_entries() -> None:
+    small, large = _crowded_waits(200), _crowded_waits(800)
+    ratio = _lines_run(large) / _lines_run(small)
+    assert ratio < 6, f"4x the waits ran {ratio:.1f}x the lines (linear: ~4x, quadratic: ~16x)"
+
+
+def test_a_big_picture_keeps_a_join_cycle_whole() -> None:
+    dot = to_dot(_crowded_waits(600))
+    nodes = set(re.findall(r'^\s*"?((?:thread|task|lock|wait)_[\w-]+)"? \[', dot, re.M))
+    assert len(nodes) <= _render.MAX_NODES
+    assert {"thread_7001", "wait_J1", "thread_7002", "lock_L1"} <= nodes
+    assert "Partial picture" in dot and "other waits" in dot
+
+
+@needs_dot
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make", [task_cycle, join_cycle], ids=["task-cycle", "join-cycle"])
+def test_lockwatch_render_makes_an_svg_of_waits_beyond_locks(tmp_path: Path, make: Any) -> None:
+    from click.testing import CliRunner
+
+    from lockwatch import cli
+    from lockwatch._dump import dump_json
+
+    dump = tmp_path / "waits.json"
+    dump.write_text(dump_json(make()), encoding="utf-8")
+    result = CliRunner().invoke(cli.cli, ["render", str(dump)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    svg_path = tmp_path / "waits.svg"
+    assert result.output.strip() == str(svg_path)
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg_path.read_text(encoding="utf-8"))
+    texts = [("".join(node.itertext())) for node in root.iter() if node.tag.endswith("text")]
+    if make is task_cycle:
+        assert {"task Task-2", "task Task-3", 'asyncio.Lock "lock_a"', 'asyncio.Lock "lock_b"'} <= set(texts)
+    else:
+        assert {"MainThread", "worker", 'thread "worker"', "state_lock", "ends with"} <= set(texts)
+    # Every node of the cycle is drawn red.
+    red = [node for node in root.iter() if node.attrib.get("stroke") == "#cd0000"]
+    assert len(red) >= 8  # 4 nodes and 4 edges (paths and arrow heads)
+
+
+def test_each_kind_of_awaited_thing_has_its_own_shape() -> None:
+    shapes = {kind: _render._awaited_shape(kind) for kind in
+              ("thread", "task", "future", "pool", "import", "asyncio.Lock", "asyncio.Event", "greenlet")}
+    assert shapes == {"thread": "house", "task": "invhouse", "future": "note", "pool": "folder", "import": "tab",
+                      "asyncio.Lock": "octagon", "asyncio.Event": "octagon", "greenlet": "hexagon"}
+    assert "ellipse" not in shapes.values() and "box" not in shapes.values()  # locks and threads
+    report = join_cycle()
+    imported = report.replace(awaited=(AwaitedInfo(id="I3", kind="import", label='import lock of module "plugins.b"',
+                                                   owners=(7002,), waiters=(7001,)),),
+                              cycles=((CycleStep(7001, waits_for="I3"), CycleStep(7002, lock="L1")),))
+    imported = imported.replace(threads=(dataclasses.replace(imported.threads[0], waits_for="I3"), imported.threads[1]))
+    dot = to_dot(imported)
+    assert "shape=tab" in _line(dot, "wait_I3 [") and "held by" in _edge(dot, "wait_I3", "thread_7002")
+    from lockwatch._text import format_report
+
+    assert ('thread "MainThread" waits for import lock of module "plugins.b" held by thread "worker", '
+            'which waits for lock "state_lock" held by "MainThread"') in format_report(imported)

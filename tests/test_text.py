@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
-from _sample_reports import CREATED, SAMPLES, deadlock, hang, lock_order, real_deadlock, snapshot
+from _sample_reports import (
+    CREATED,
+    SAMPLES,
+    deadlock,
+    hang,
+    join_cycle,
+    lock_order,
+    orphaned_lock,
+    pool_starvation,
+    real_deadlock,
+    snapshot,
+    task_cycle,
+)
 
-from lockwatch._model import CycleStep, Frame, Report, ThreadInfo
-from lockwatch._text import BLOCKING_MARK, format_report, user_frames
+from lockwatch._model import AwaitedInfo, CycleStep, Frame, LockInfo, Report, ThreadInfo
+from lockwatch._text import ALL_ASLEEP, BLOCKING_MARK, format_report, user_frames
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +248,227 @@ def test_a_broken_declared_order_that_closes_a_cycle_shows_both() -> None:
     text = format_report(report)
     assert text.startswith("POTENTIAL DEADLOCK (lock order)")
     assert "Declared lock order broken: a before b" in text and "Lock-order cycle: " in text
+
+
+# -- waits beyond locks -----------------------------------------------------------------------------
+
+
+def _cycle_lines(text: str) -> list[str]:
+    return text.split("\nCycle:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_join_cycle_names_the_join_and_the_lock() -> None:
+    text = format_report(join_cycle())
+    assert text.startswith("DEADLOCK: 2 threads are waiting for each other\n")
+    assert _cycle_lines(text) == [
+        '  thread "MainThread" waits for thread "worker" (join), which waits for lock "state_lock" held by "MainThread"'
+    ]
+    main = text.split('Thread "MainThread" (id 7001, in the deadlock):')[1].split('Thread "worker"')[0]
+    assert '  holds lock "state_lock", taken at live.py:21 in stop\n' in main
+    assert '  waits for thread "worker" (join) for 2.0 s\n' in main
+    assert "(that thread was started at live.py:12 in start)" in main
+    assert "Thread.join" not in main.split("Stack")[0]  # the join is named, not "waits in Thread.join"
+    worker = text.split('Thread "worker" (id 7002, in the deadlock):')[1]
+    assert '  joined by thread "MainThread"\n' in worker
+    assert '  waits for lock "state_lock" for 1.8 s, held by thread "MainThread"\n' in worker
+
+
+def test_task_cycle_shows_tasks_as_tasks_with_their_coroutine_stacks() -> None:
+    text = format_report(task_cycle())
+    assert text.startswith("DEADLOCK: 2 tasks are waiting for each other\n")
+    assert _cycle_lines(text) == [
+        '  task "Task-2" waits for asyncio.Lock "lock_b" held by task "Task-3", '
+        'which waits for asyncio.Lock "lock_a" held by "Task-2"'
+    ]
+    first = text.split('Task "Task-2" (id 1, on the loop of thread "MainThread", in the deadlock):\n')[1]
+    first = first.split('Task "Task-3"')[0]
+    assert '  holds asyncio.Lock "lock_a", waited for by task "Task-3"\n' in first
+    assert "holds no lockwatch lock" not in first
+    assert '  waits for asyncio.Lock "lock_b" for 3.0 s, held by task "Task-3"\n' in first
+    assert "  Coroutine stack (most recent call last):\n" in first
+    assert f'{BLOCKING_MARK}File "/usr/lib/python3.11/asyncio/locks.py", line 114, in acquire' in first
+    assert 'thread "Task-' not in text and 'Thread "Task-' not in text
+    assert '"MainThread" (id 8001) at selectors.py:468 in select' in text.split("Other threads:")[1]
+
+
+def test_pool_starvation_is_a_thread_waiting_for_work_only_it_can_run() -> None:
+    text = format_report(pool_starvation())
+    assert text.startswith("DEADLOCK: a thread is waiting for work that only it can run\n")
+    assert _cycle_lines(text) == [
+        '  thread "ThreadPoolExecutor-0_0" waits for future of inner() in ThreadPoolExecutor-0 (pending), '
+        "which only it can run"
+    ]
+    worker = text.split('Thread "ThreadPoolExecutor-0_0"')[1].split("Blocked behind it")[0]
+    # The bystander's wait is told on its own block, not on the worker's.
+    assert '  runs future of outer() in ThreadPoolExecutor-0\n' in worker
+    snap = format_report(pool_starvation().replace(kind="snapshot", cycles=()))
+    assert '  runs a future thread "MainThread" waits for\n' in snap
+    assert '  may run future of inner() in ThreadPoolExecutor-0, waited for by thread "ThreadPoolExecutor-0_0"\n' in worker
+    assert ("waits for future of inner() in ThreadPoolExecutor-0 (pending) for 3.5 s, "
+            'to be run by thread "ThreadPoolExecutor-0_0"') in worker
+    assert "(that future was submitted at crawl.py:12 in outer)" in worker
+    bystander = text.split("Blocked behind it (bystanders):")[1]
+    assert ('waits for future of outer() in ThreadPoolExecutor-0 for 4.0 s, '
+            'run by thread "ThreadPoolExecutor-0_0"') in bystander
+
+
+def test_orphaned_lock_names_the_dead_owner_and_where_it_took_the_lock() -> None:
+    text = format_report(orphaned_lock())
+    lines = text.splitlines()
+    assert lines[0] == "DEADLOCK: 2 threads wait for an owner that no longer exists"
+    assert f"Note: {ALL_ASLEEP}" in lines[:5] and len([ln for ln in lines if "asleep" in ln]) == 1
+    chain = text.split("\nWaiting for an owner that no longer exists:\n")[1].split("\n\n")[0]
+    assert chain == (
+        '  thread "helper" waits for thread "MainThread" (join), which waits for lock "cache_lock" held by '
+        'thread "loader" (ended), which took it at cache.py:14 in load'
+    )
+    loader = text.split('Thread "loader" (id -3, no longer running):\n')[1]
+    assert loader.startswith('  holds lock "cache_lock", taken at cache.py:14 in load\n')
+    assert "Other threads:" not in text  # the chain's threads and the dead owner are all shown in full
+
+
+def test_one_chain_step_and_an_unknown_owner() -> None:
+    report = orphaned_lock()
+    single = report.replace(chains=(report.chains[0][1:],), all_asleep=False)
+    text = format_report(single)
+    assert text.startswith("DEADLOCK: 1 thread waits for an owner that no longer exists\n")
+    assert ('  thread "MainThread" waits for lock "cache_lock" held by thread "loader" (ended), '
+            "which took it at cache.py:14 in load") in text
+    assert "asleep" not in text
+    nobody = single.replace(locks=(dataclasses.replace(single.locks[0], owner=None),))
+    assert 'held by nobody this dump names' in format_report(nobody)
+
+
+def test_a_cycle_of_a_thread_and_a_task() -> None:
+    """The loop's thread blocks on a Lock held by a thread waiting on run_coroutine_threadsafe().result()."""
+    report = task_cycle()
+    loop, task = dataclasses.replace(report.threads[0], waiting_for="L1", role="cycle"), report.threads[1]
+    task = dataclasses.replace(task, waits_for=None, role=None)
+    waiter = ThreadInfo(id=8002, name="bridge", daemon=False, holding=("L1",), waits_for="F1", role="cycle")
+    locks = (LockInfo(id="L1", kind="Lock", name="db", site=None, owner=8002, count=1, waiters=(8001,), label="db"),)
+    awaited = (AwaitedInfo(id="F1", kind="future", label="future of run_coroutine_threadsafe(fetch())",
+                           owners=(8001,), state="running", waiters=(8002,)),)
+    mixed = report.replace(threads=(loop, task, waiter), locks=locks, awaited=awaited,
+                           cycles=((CycleStep(8001, lock="L1"), CycleStep(8002, waits_for="F1")),))
+    text = format_report(mixed)
+    assert text.startswith("DEADLOCK: 2 threads are waiting for each other\n")
+    assert _cycle_lines(text) == [
+        '  thread "MainThread" waits for lock "db" held by thread "bridge", '
+        'which waits for future of run_coroutine_threadsafe(fetch()) run by "MainThread"'
+    ]
+    assert '  runs a future thread "bridge" waits for\n' in text
+    with_task = mixed.replace(cycles=((CycleStep(8001, lock="L1"), CycleStep(1, waits_for="F1")),))
+    assert format_report(with_task).startswith("DEADLOCK: 1 thread and 1 task are waiting for each other\n")
+
+
+def test_missing_awaited_entries_do_not_crash() -> None:
+    report = join_cycle()
+    broken = report.replace(
+        awaited=(),
+        cycles=((CycleStep(7001, waits_for="J404"), CycleStep(7002, lock="L1")),),
+        chains=((CycleStep(7002, waits_for="F9"), CycleStep(999, waits_for="T1")),),
+    )
+    text = format_report(broken)
+    assert ('thread "MainThread" waits for J404 (not in this dump) owned by thread "worker", '
+            'which waits for lock "state_lock" held by "MainThread"') in text
+    assert '  waits for J1 (not in this dump) for 2.0 s\n' in text
+    assert ('thread "worker" waits for F9 (not in this dump) owned by thread 999 (not in this dump), '
+            "which waits for T1 (not in this dump) owned by nobody this dump names") in text
+    alone = broken.replace(cycles=((CycleStep(7001, waits_for="J404"),),), chains=())
+    assert format_report(alone).startswith("DEADLOCK: a thread is waiting for itself\n")
+    assert 'thread "MainThread" waits for J404 (not in this dump), which only it can complete' in format_report(alone)
+
+
+def test_hang_on_a_join_shows_the_joined_thread_in_full() -> None:
+    report = join_cycle()
+    main = dataclasses.replace(report.threads[0], role="hang", holding=(), waiting_seconds=45.0)
+    worker = dataclasses.replace(report.threads[1], role=None, waiting_for=None, waiting_seconds=None)
+    hang_report = report.replace(kind="hang", threads=(main, worker), cycles=(), locks=(), summary="")
+    text = format_report(hang_report)
+    assert text.startswith("HANG: 1 thread has been blocked (longest 45.0 s)\n")
+    assert 'Thread "worker" (id 7002):' in text and "Other threads:" not in text
+    asleep = format_report(hang_report.replace(all_asleep=True, threads=(worker,)))
+    assert asleep.startswith("HANG: every thread is asleep\n") and f"Note: {ALL_ASLEEP}" in asleep
+
+
+def test_snapshot_counts_tasks_apart_and_waits_beyond_locks() -> None:
+    text = format_report(task_cycle().replace(kind="snapshot", cycles=()))
+    assert text.startswith("SNAPSHOT: 1 thread and 2 tasks, 0 locks held, 2 threads waiting\n")
+    assert 'Task "Task-2" (id 1, on the loop of thread "MainThread", in the deadlock):' in text
+
+
+def test_show_prints_a_task_cycle_dump(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lockwatch import cli
+    from lockwatch._dump import dump_json
+
+    path = tmp_path / "tasks.json"
+    path.write_text(dump_json(task_cycle()), encoding="utf-8")
+    result = CliRunner().invoke(cli.cli, ["show", str(path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.output == format_report(task_cycle())
+    assert 'task "Task-2" waits for asyncio.Lock "lock_b" held by task "Task-3"' in result.output
+
+
+def test_labels_that_already_say_the_kind_and_the_owner_are_not_repeated() -> None:
+    """The snapshot's labels may read 'thread "worker" to end (join)' and 'future run by thread "w"'."""
+    report = pool_starvation()
+    f1, f2 = report.awaited
+    report = report.replace(awaited=(
+        dataclasses.replace(f1, label='future run by thread "ThreadPoolExecutor-0_0"'),
+        dataclasses.replace(f2, label="future pending in pool ThreadPoolExecutor-0 (1 of 1 workers)"),
+    ))
+    text = format_report(report)
+    assert ('waits for future run by thread "ThreadPoolExecutor-0_0" for 4.0 s\n') in text
+    assert "(pending) (" not in text and "pending in pool ThreadPoolExecutor-0 (1 of 1 workers) for 3.5 s" in text
+    join = join_cycle()
+    join = join.replace(awaited=(dataclasses.replace(join.awaited[0], label='thread "worker" to end (join)'),))
+    assert _cycle_lines(format_report(join)) == [
+        '  thread "MainThread" waits for thread "worker" to end (join), which waits for lock "state_lock" '
+        'held by "MainThread"'
+    ]
+
+
+def test_user_frames_drop_lockwatch_wrappers_between_program_frames() -> None:
+    worker = Frame("/usr/lib/python3.11/concurrent/futures/thread.py", 83, "_worker")
+    wrapper = Frame("/venv/lib/lockwatch/_beyond.py", 193, "instrumented")
+    run = Frame("/usr/lib/python3.11/concurrent/futures/thread.py", 58, "run")
+    user = Frame("/app/pool.py", 6, "outer")
+    assert user_frames((worker, wrapper, wrapper, run, user)) == [worker, run, user]
+
+
+def test_asyncio_semaphores_and_gathers_name_their_owners() -> None:
+    """Labels as the asyncio reader writes them: a semaphore held by several tasks, a gather() of tasks."""
+    report = task_cycle()
+    sem = AwaitedInfo(id="A1", kind="asyncio.Semaphore", label="asyncio.Semaphore from jobs.py:4 (held by 2 tasks)",
+                      owners=(2, 3), any_of=True, waiters=(1,))
+    gather = AwaitedInfo(id="G7", kind="task", label="gather() of 2", owners=(1, 3), state="pending", waiters=(2,))
+    third = dataclasses.replace(report.threads[2], id=3, name="Task-4", waits_for=None, role=None)
+    first = dataclasses.replace(report.threads[1], waits_for="A1")
+    second = dataclasses.replace(report.threads[2], waits_for="G7")
+    cyc = report.replace(threads=(report.threads[0], first, second, third), awaited=(sem, gather),
+                         cycles=((CycleStep(1, waits_for="A1"), CycleStep(2, waits_for="G7")),))
+    text = format_report(cyc)
+    assert _cycle_lines(text) == [
+        '  task "Task-2" waits for asyncio.Semaphore from jobs.py:4 (held by 2 tasks) held by task "Task-3" and '
+        '1 other, which waits for gather() of 2 (await) (which needs "Task-2")'
+    ]
+    assert ('waits for asyncio.Semaphore from jobs.py:4 (held by 2 tasks) for 3.0 s, held by task "Task-3", '
+            'task "Task-4"') in text
+    assert "to be run by" not in text and "may run" not in text
+
+
+def test_every_thread_asleep_in_headers() -> None:
+    asleep = hang().replace(all_asleep=True)
+    assert format_report(asleep).startswith("HANG: every thread is asleep (2 threads blocked, longest 30.0 s)\n")
+    stuck = deadlock().replace(cycles=(), all_asleep=True)
+    text = format_report(stuck)
+    assert text.startswith("DEADLOCK: every thread is asleep\n") and f"Note: {ALL_ASLEEP}" in text
+    snap = format_report(orphaned_lock().replace(kind="snapshot"))
+    assert snap.startswith("SNAPSHOT: 3 threads, 1 lock held, 2 threads waiting; "
+                           "STUCK: 2 threads waiting for an owner that no longer exists\n")
+    from lockwatch._render import to_dot
+
+    assert "Hang: every thread is asleep (2 threads blocked, longest 30.0 s)" in to_dot(asleep)
+    assert "Deadlock: every thread is asleep" in to_dot(stuck)
