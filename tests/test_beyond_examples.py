@@ -248,7 +248,9 @@ def test_orphaned_lock_thread_ended(tmp_path: Path) -> None:
     run = run_example("orphaned_lock_thread_ended.py", tmp_path)
     dump = check_deadlock_run(run)
     dead = check_orphan_chain(dump, "MainThread", "job", "state_lock", "with state_lock:")
-    # Where the dead thread took the lock, when that was recorded.
+    # What the dead owner was: it ended holding the lock, running job().
+    assert "ended" in dead.get("gone", "") and "job()" in dead["gone"], dead
+    # Where it took the lock, when that was recorded (a dead thread has no frames left to read it from).
     lock_id = step_target(dump["chains"][0][-1])
     taken = dead.get("acquired_at", {}).get(lock_id)
     if taken is not None:
@@ -261,7 +263,8 @@ def test_orphaned_lock_after_fork(tmp_path: Path) -> None:
     dump = check_deadlock_run(run)  # the child's status, passed on by the parent
     assert "parent: child exited with status 86" in run.stdout, run.describe()
     assert dump["pid"] != run.pid  # written by the child
-    check_orphan_chain(dump, "MainThread", "flusher", "buffer_lock", "with buffer_lock:")
+    dead = check_orphan_chain(dump, "MainThread", "flusher", "buffer_lock", "with buffer_lock:")
+    assert "fork" in dead.get("gone", ""), dead
 
 
 # --- every thread asleep ------------------------------------------------------------------------------------
