@@ -523,7 +523,11 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
             start += 1
     # A thread starts in threading's bootstrap: its first line of the program is the target.
     # (lockwatch wraps Thread._bootstrap_inner: its frames sit between threading's.)
-    while start < end - 1 and (_is_thread_start(frames[start]) or is_lockwatch_file(frames[start].file)):
+    in_bootstrap = False
+    while start < end - 1 and (
+        _is_thread_start(frames[start]) or (in_bootstrap and is_lockwatch_file(frames[start].file))
+    ):
+        in_bootstrap = True
         start += 1
     # lockwatch's pass-through wrappers between two frames of the program (a pool's work
     # item, a patched join) say nothing about it either.
