@@ -56,7 +56,11 @@ def _begin(kind: str, obj: Any, timed: bool) -> tuple[_state.ThreadState, bool]:
     state.await_since = monotonic()
     state.awaiting = (kind, obj)
     if not timed:
-        _state.wait_began(state)
+        if kind == CONDITION:
+            # Nobody known to notify it: no chain to follow, only the next look to take.
+            _state.ensure_watchdog()
+        else:
+            _state.wait_began(state)
     return state, True
 
 
@@ -138,11 +142,41 @@ def _work_item_run(original: Callable[..., Any], self: Any, *args: Any, **kwargs
 
 def _submit(original: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -> Any:
     future = original(self, *args, **kwargs)
+    fn = args[0] if args else kwargs.get("fn")
     try:
-        _pool_of[future] = self
-    except TypeError:  # pragma: no cover - a future that takes no weak reference
+        _pool_of[future] = (weakref.ref(self), getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None))
+    except TypeError:  # pragma: no cover - a future or pool that takes no weak reference
         pass
     return future
+
+
+def _thread_ran(original: Callable[..., Any], self: threading.Thread) -> Any:
+    """Thread._bootstrap_inner: a thread that ends still holding locks says so, then is gone."""
+    # Thread.run forgets its target when it returns: what it was is noted now (not the target
+    # itself, which must not live longer than the program lets it).
+    target = getattr(self, "_target", None)
+    code = getattr(target, "__code__", None) if target is not None else getattr(type(self).run, "__code__", None)
+    name = getattr(target, "__qualname__", None) if target is not None else f"{type(self).__name__}.run"
+    del target
+    try:
+        return original(self)
+    finally:
+        state = getattr(_state._local, "state", None)
+        if state is not None and state.held and any(lock._owner is state for lock in state.held):
+            where = "" if code is None else f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+            state.gone = f"ended while holding locks; it ran {name}(){where}"
+            state.alive = False  # its locks are orphans from now on: the next wait for one says so at once
+
+
+def _only_worker(future: Any) -> _state.ThreadState | None:
+    """The state of the only worker of the pool where ``future`` is pending (instant chain check)."""
+    entry = _pool_of.get(future)
+    pool = None if entry is None else entry[0]()
+    workers = list(getattr(pool, "_threads", ())) if pool is not None else []
+    if len(workers) != 1 or getattr(pool, "_max_workers", 0) != 1 or future._state != "PENDING":
+        return None
+    ident = workers[0].ident
+    return None if ident is None else _state.by_ident.get(ident)
 
 
 def _run_coroutine_threadsafe(original: Callable[..., Any], coro: Any, loop: Any) -> Any:
@@ -161,6 +195,7 @@ _WRAPPERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (threading.Condition, "wait", _condition_wait),
     (_futures_thread._WorkItem, "run", _work_item_run),
     (concurrent.futures.ThreadPoolExecutor, "submit", _submit),
+    (threading.Thread, "_bootstrap_inner", _thread_ran),
 ]
 _FUNCTION_WRAPPERS: list[tuple[Any, str, Callable[..., Any]]] = [
     (_futures_base, "_create_and_install_waiters", _create_waiters),
@@ -184,6 +219,7 @@ def install() -> None:
         _originals[(module, name)] = original
         setattr(module, name, functools.wraps(original)(functools.partial(wrapper, original)))
     _waits.add_source(edges)
+    _state.only_worker = _only_worker
 
 
 def _as_function(wrapper: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,6 +237,7 @@ def uninstall() -> None:
         setattr(owner, name, original)
     _originals.clear()
     _waits.remove_source(edges)
+    _state.only_worker = _state._no_worker
 
 
 # --- the reporting side ---------------------------------------------------------------
@@ -230,17 +267,18 @@ def _future_target(future: Any, threads: dict[int, threading.Thread]) -> Target 
         return None
     fid = future_id(future)
     runner = running_futures.get(id(future))
-    site = None
+    entry = _pool_of.get(future)
+    pool = None if entry is None else entry[0]()
+    what = "future" if entry is None or not entry[1] else f"future of {entry[1]}()"
     if runner is not None and runner.running is future:
         thread = threads.get(runner.ident)
-        return Target(fid, _waits.FUTURE, f"future run by {_thread_label(thread, runner.ident)}",
-                      (runner.ident,), state="running", site=site)
-    pool = _pool_of.get(future)
+        return Target(fid, _waits.FUTURE, f"{what} run by {_thread_label(thread, runner.ident)}",
+                      (runner.ident,), state="running")
     if pool is not None and state == "PENDING":
         workers = tuple(t.ident for t in list(getattr(pool, "_threads", ())) if t.ident is not None)
         name = getattr(pool, "_thread_name_prefix", "") or "ThreadPoolExecutor"
         size = getattr(pool, "_max_workers", len(workers))
-        label = f"future pending in pool {name} ({len(workers)} of {size} workers)"
+        label = f"{what} pending in pool {name} ({len(workers)} of {size} workers busy)"
         if len(workers) < size:
             return Target(fid, _waits.POOL, label, (), any_of=True, state="pending")  # the pool can grow
         return Target(fid, _waits.POOL, label, workers, any_of=True, state="pending")
@@ -251,7 +289,7 @@ def _future_target(future: Any, threads: dict[int, threading.Thread]) -> Target 
             thread = threads.get(ident)
             return Target(fid, _waits.FUTURE, f"coroutine run by the event loop in {_thread_label(thread, ident)}",
                           (ident,), state=state.lower() if isinstance(state, str) else None)
-    return Target(fid, _waits.FUTURE, "future", (), state=state.lower() if isinstance(state, str) else None)
+    return Target(fid, _waits.FUTURE, what, (), state=state.lower() if isinstance(state, str) else None)
 
 
 def target_of(state: _state.ThreadState, threads: dict[int, threading.Thread]) -> Target | None:

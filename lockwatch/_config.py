@@ -72,9 +72,11 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 HELP = {
     "interval": "Seconds between watchdog looks for deadlocks (default 0.5).",
     "dump_dir": "Directory for dumps (JSON + Graphviz); created when first needed (default ./lockwatch-dumps).",
-    "on_deadlock": "What to do when a deadlock is found: report (dump and keep running), "
-    "break (raise DeadlockError in one victim thread), exit (dump, then end the process "
-    f"with status {DEADLOCK_EXIT_STATUS}).",
+    "on_deadlock": "What to do when a deadlock is found (a cycle of waits on locks, joins, futures, "
+    "tasks or imports; a lock whose owner is gone; every thread asleep): report (dump and keep "
+    "running), break (raise DeadlockError in one victim thread's lock wait), exit (dump, then end "
+    f"the process with status {DEADLOCK_EXIT_STATUS}; never when the program handles signals itself "
+    "and every thread is only asleep).",
     "hang_timeout": "Seconds a thread may stay blocked on a lock or condition before a hang "
     "dump is written (default: off).",
     "order": "Lock-order checking: off, warn (LockOrderWarning + dump, the default) or raise "

@@ -181,7 +181,8 @@ def describe_chain(chain: Sequence[CycleStep], report: Report) -> str:
     if owner is not None:
         info = report.thread(owner)
         name = f'"{info.name}"' if info is not None else str(owner)
-        parts.append(f"held by thread {name}, which no longer exists (it ended, or was not carried over a fork)")
+        how = info.gone if info is not None and info.gone else "ended, or was not carried over a fork"
+        parts.append(f"held by thread {name}, which no longer exists (it {how})")
     else:
         parts.append("whose owner no longer exists")
     return ", ".join(parts)

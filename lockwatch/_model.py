@@ -74,6 +74,9 @@ class ThreadInfo:
     kind: str = "thread"
     waits_for: str | None = None
     loop_thread: int | None = None
+    # For a thread that no longer exists: how it went ("ended in load() at app.py:14 while
+    # holding locks", "not carried over a fork"), when lockwatch knows.
+    gone: str | None = None
 
     @property
     def is_blocked(self) -> bool:
@@ -100,6 +103,7 @@ class ThreadInfo:
             "acquired_at": {k: f.to_dict() for k, f in sorted(self.acquired_at.items())},
             "inferred": dict(sorted(self.inferred.items())),
             "waiting_inferred": self.waiting_inferred,
+            "gone": self.gone,
             "kind": self.kind,
             "waits_for": self.waits_for,
             "loop_thread": self.loop_thread,
@@ -132,6 +136,7 @@ class ThreadInfo:
                 str(k): v for k, v in _get(data, "inferred", dict, where, default={}).items() if isinstance(v, str)
             },
             waiting_inferred=_get(data, "waiting_inferred", (str, type(None)), where, default=None),
+            gone=_get(data, "gone", (str, type(None)), where, default=None),
             kind=kind,
             waits_for=_get(data, "waits_for", (str, type(None)), where, default=None),
             loop_thread=_get(data, "loop_thread", (int, type(None)), where, default=None),
@@ -517,7 +522,12 @@ def user_frames(stack: Iterable[Frame]) -> list[Frame]:
         while start < end - 1 and _is_start_up(frames[start].file):
             start += 1
     # A thread starts in threading's bootstrap: its first line of the program is the target.
-    while start < end - 1 and _is_thread_start(frames[start]):
+    # (lockwatch wraps Thread._bootstrap_inner: its frames sit between threading's.)
+    in_bootstrap = False
+    while start < end - 1 and (
+        _is_thread_start(frames[start]) or (in_bootstrap and is_lockwatch_file(frames[start].file))
+    ):
+        in_bootstrap = True
         start += 1
     # lockwatch's pass-through wrappers between two frames of the program (a pool's work
     # item, a patched join) say nothing about it either.

@@ -8,7 +8,7 @@ from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lockwatch import _adopt, _beyond, _order, _startup, _state, _watchdog
+from lockwatch import _adopt, _beyond, _imports, _order, _startup, _state, _watchdog
 from lockwatch._config import Config, resolve
 from lockwatch._locks import Lock, RLock
 
@@ -47,6 +47,7 @@ class Patch:
         if first:
             _adopt.adopt()  # logging's locks, made before the patch: swapped for instrumented ones while free
             _beyond.install()  # joins, futures, Condition waits: waits of the wait-for graph too
+            _imports.install()  # module import locks, read at look time (nothing patched)
         try:
             _apply(self.config)
         except BaseException:
@@ -70,6 +71,7 @@ class Patch:
             _state.break_enabled = False
             _adopt.restore()  # the raw locks go back where they are free
             _beyond.uninstall()
+            _imports.uninstall()
             _startup.export_to_children(None)
         else:
             _apply(remaining.config)

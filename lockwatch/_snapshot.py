@@ -398,6 +398,7 @@ def take(kind: str = "snapshot", *, labels: bool = True, summary: str = "") -> R
                     else _seconds(notified.since, now) if notified is not None else None
                 ),
                 waits_for=None if other is None else other.target.id,
+                gone=None if alive or known is None else known.gone,
                 stack=frames_of(frame, lock_wait=waiting is not None or other is not None),
                 alive=alive,
                 waiting_in=waiting_in,

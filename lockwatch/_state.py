@@ -176,6 +176,7 @@ class ThreadState:
         "await_since",
         "await_timed",
         "running",
+        "gone",
         "parker",
         "inside",
         "main",
@@ -206,6 +207,8 @@ class ThreadState:
         self.await_timed = False
         # The concurrent.futures Future this thread runs now, as a pool worker (or None).
         self.running: Any = None
+        # How the thread went, once it is gone while holding locks (said by reports).
+        self.gone: str | None = None
         # Break mode parks a blocked acquire on this raw lock (locked while not parked),
         # so that only the chosen victim is woken, and blocked threads cost no CPU.
         self.parker = _allocate_raw_lock()
@@ -369,6 +372,9 @@ def nobody_to_notify() -> None:
 #: Set by the watchdog: starts it if needed and wakes it. Called from user
 #: threads mid-acquire, so it only starts a raw thread or releases a raw lock.
 notify_watchdog: Callable[[], None] = nobody_to_notify
+#: Set by the watchdog: starts it if it is not running, else does nothing (a wait that
+#: only needs watching at the next look, such as a Condition wait, wakes nobody).
+ensure_watchdog: Callable[[], None] = nobody_to_notify
 
 #: Findings recorded by user threads for the reporter (the watchdog thread):
 #: tuples whose first item names the kind. Appended from any thread, drained by the reporter.
@@ -409,6 +415,10 @@ def wait_began(state: ThreadState) -> None:
     try:
         if chain_closes(state):
             suspected_at = monotonic()
+        else:
+            owner = _next_owner(state)
+            if owner is not None and not owner.alive:
+                suspected_at = monotonic()  # waits for a thread that no longer exists
     except Exception:  # noqa: BLE001  (a racing change of a field: the next look sees it anyway)
         pass
     notify_watchdog()  # the watchdog starts with the first wait that can last forever
@@ -427,8 +437,18 @@ def _next_owner(state: ThreadState) -> ThreadState | None:
         ident = getattr(obj, "_ident", None)
         return None if ident is None else by_ident.get(ident)
     if kind == "future":
-        return running_futures.get(id(obj))
+        runner = running_futures.get(id(obj))
+        return runner if runner is not None else only_worker(obj)
     return None
+
+
+def _no_worker(future: Any) -> ThreadState | None:
+    return None
+
+
+#: The state of the one worker of the pool a pending future waits in, if it has exactly
+#: one (set by lockwatch._beyond): a one-worker pool's task waiting for its own sub-task.
+only_worker: Callable[[Any], ThreadState | None] = _no_worker
 
 
 #: id(future) -> the state of the worker running it (lockwatch._beyond keeps it).
@@ -470,6 +490,7 @@ def _after_fork_in_child() -> None:
         if state is not mine:
             state.alive = False
             state.waiting_for = None
+            state.gone = "was not carried over a fork (os.fork() copies only the forking thread)"
     threads.clear()
     by_ident.clear()
     del findings[:]

@@ -379,6 +379,8 @@ def _thread_block(thread: ThreadInfo, report: Report, names: _Names) -> list[str
         lines.extend("  " + line for line in format_stack(thread.stack))
     elif thread.is_task:
         lines.append("  (no coroutine stack: the task has not started or has finished)")
+    elif thread.gone:
+        lines.append(f"  (no stack: the thread {printable(thread.gone)})")
     else:
         lines.append("  (no stack: the thread is not running Python code any more)")
     return lines

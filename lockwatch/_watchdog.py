@@ -746,6 +746,7 @@ def activate(config: Config) -> None:
                 _register(watchdog.dump_dir)
             watchdog.wake_up()  # a shorter interval takes effect now
         _state.notify_watchdog = _notify
+        _state.ensure_watchdog = _ensure_running
         if not _atexit_registered:
             atexit.register(_at_exit)
             _atexit_registered = True
@@ -766,6 +767,13 @@ def _notify() -> None:
         _start_now()
     finally:
         _starting.release()
+
+
+def _ensure_running() -> None:
+    """Start the watchdog if it is not running; a running one is left to its next look."""
+    watchdog = _watchdog
+    if watchdog is None or watchdog.stopping:
+        _notify()
 
 
 def _start_now() -> None:
@@ -828,6 +836,7 @@ def deactivate() -> None:
         _watchdog = None
         _config = None
         _state.notify_watchdog = _state.nobody_to_notify
+        _state.ensure_watchdog = _state.nobody_to_notify
     if watchdog is not None:
         watchdog.stop()
     _signals.uninstall_handler()

@@ -224,10 +224,12 @@ def run(
     Runs SCRIPT (or `-m MODULE`) exactly as python would: same sys.argv,
     __main__, sys.path[0], output and exit status; everything after the
     script or module belongs to the program. Every lock it creates is
-    watched. When threads deadlock, lockwatch prints a report on stderr and
-    writes a JSON dump plus a Graphviz picture to the dump directory; with
-    --on-deadlock exit the process then ends with status 86. Otherwise
-    lockwatch stays silent.
+    watched, and so are joins, futures, asyncio tasks and import locks. When
+    threads deadlock (a cycle of such waits, a lock whose owner thread is
+    gone, or every thread asleep in waits nothing left can end), lockwatch
+    prints a report on stderr and writes a JSON dump plus a Graphviz picture
+    to the dump directory; with --on-deadlock exit the process then ends with
+    status 86. Otherwise lockwatch stays silent.
 
     \b
     Examples:
