@@ -156,8 +156,9 @@ def describe_cycle(cycle: Sequence[CycleStep], report: Report) -> str:
         info = report.thread(holder)
         held_by = f'"{info.name}"' if last and info is not None else waiter(holder)
         what = target(step)
-        if step.lock is not None:
-            what += f" held by {held_by}"
+        entry = None if step.lock is not None else report.awaited_entry(str(step.waits_for))
+        if step.lock is not None or (entry is not None and entry.kind.startswith("asyncio.") and entry.owners):
+            what += f" held by {held_by}"  # a lock, or an asyncio Lock/Semaphore: held, not run
         elif info is None or f'"{info.name}"' not in what:
             what += f" (which needs {waiter(holder)})"
         parts.append(f"{waiter(step.thread) if index == 0 else 'which'} waits for {what}")

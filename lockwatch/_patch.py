@@ -8,7 +8,7 @@ from _thread import allocate_lock as _allocate_raw_lock
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lockwatch import _adopt, _beyond, _imports, _order, _startup, _state, _watchdog
+from lockwatch import _adopt, _aio, _beyond, _imports, _order, _startup, _state, _watchdog
 from lockwatch._config import Config, resolve
 from lockwatch._locks import Lock, RLock
 
@@ -48,6 +48,7 @@ class Patch:
             _adopt.adopt()  # logging's locks, made before the patch: swapped for instrumented ones while free
             _beyond.install()  # joins, futures, Condition waits: waits of the wait-for graph too
             _imports.install()  # module import locks, read at look time (nothing patched)
+            _aio.install()  # asyncio's primitives (made from now on) and tasks
         try:
             _apply(self.config)
         except BaseException:
@@ -72,6 +73,7 @@ class Patch:
             _adopt.restore()  # the raw locks go back where they are free
             _beyond.uninstall()
             _imports.uninstall()
+            _aio.uninstall()
             _startup.export_to_children(None)
         else:
             _apply(remaining.config)

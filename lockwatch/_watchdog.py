@@ -24,7 +24,7 @@ from collections.abc import Callable
 from time import monotonic, sleep
 from typing import Any
 
-from lockwatch import _acquired, _detect, _dump, _events, _graph, _order, _signals, _snapshot, _state, _text
+from lockwatch import _acquired, _aio, _detect, _dump, _events, _graph, _order, _signals, _snapshot, _state, _text
 from lockwatch._config import DEADLOCK_EXIT_STATUS, Config
 from lockwatch._detect import Wait
 from lockwatch._errors import DeadlockError
@@ -193,6 +193,8 @@ class _Watchdog:
             return False
         if self.reported or self.self_waits or self.reported_any or not _dump.drawings_done():
             return False
+        if _aio.waiting():
+            return False  # a task blocked in an asyncio primitive
         return not any(
             (state.waiting_for is not None and not state.wait_timed)
             or (state.awaiting is not None and not state.await_timed)

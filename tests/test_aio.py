@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-import lockwatch._patch
 from lockwatch import _aio, _detect, _waits
 from lockwatch._config import DEADLOCK_EXIT_STATUS
 
@@ -586,11 +585,6 @@ def test_tasks_of_a_loop_that_is_not_running_are_not_read(installed: None) -> No
 
 # --- the examples, end to end (under ``lockwatch run``) -----------------------------------------
 
-#: The lead wires asyncio in (``_aio.install()`` in Patch.start, asyncio waits keep the watchdog
-#: up); until then the asyncio deadlock is not seen under ``lockwatch run``.
-WIRED = "_aio" in Path(lockwatch._patch.__file__).read_text()
-
-
 def lockwatch_run(script: Path, dump_dir: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "lockwatch", "run", "--on-deadlock", "exit", "--interval", "0.1",
                "--dump-dir", str(dump_dir), str(script)]
@@ -629,7 +623,6 @@ def test_asyncio_deadlock_examples_hang_under_plain_python(example: str, tmp_pat
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(not WIRED, run=False, reason="needs _aio.install() in Patch.start and _aio.waiting() in Watchdog._idle")
 def test_asyncio_lock_order_deadlock_is_found(tmp_path: Path) -> None:
     result = lockwatch_run(EXAMPLES / "asyncio_lock_order_deadlock.py", tmp_path / "dumps", tmp_path)
     assert result.returncode == DEADLOCK_EXIT_STATUS, describe(result)

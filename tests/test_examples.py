@@ -328,7 +328,8 @@ def test_hung_service_stays_hung_and_answers_snapshots(tmp_path: Path) -> None:
 def test_every_example_is_tested_and_documented() -> None:
     from test_beyond_examples import BEYOND  # the examples of waits beyond locks, tested there
 
-    tested = set(DEADLOCKS) | set(CLEAN) | set(BEYOND) | {"resources_naive.py", "philosophers_butler.py", "hung_service.py"}
+    asyncio_examples = {path.name for path in EXAMPLES.glob("asyncio_*.py")}  # tested in test_aio.py
+    tested = set(DEADLOCKS) | set(CLEAN) | set(BEYOND) | asyncio_examples | {"resources_naive.py", "philosophers_butler.py", "hung_service.py"}
     present = {path.name for path in EXAMPLES.glob("*.py")}
     assert present == tested
     readme = (EXAMPLES / "README.md").read_text()
