@@ -40,7 +40,6 @@ SUITES = (
     "test_threadsignals",
     "test_sched",
     "test_socketserver",
-    "test_concurrent_futures",
 )
 
 # regrtest resources each suite needs (test_socketserver only talks to localhost).
