@@ -120,7 +120,8 @@ def _create_waiters(original: Callable[..., Any], fs: Iterable[Any], return_when
     if type(event) is threading.Event:
         event.__class__ = _FuturesEvent  # same layout: only wait() is ours
         event._lockwatch_futures = fs  # type: ignore[attr-defined]
-        # Waiting for all of them (or the first exception, which may never come) ...
+        # ALL_COMPLETED needs every future; FIRST_COMPLETED, FIRST_EXCEPTION and as_completed()
+        # end with any one (FIRST_EXCEPTION counted as any-of: a report missed, never a false one).
         all_of = return_when == _futures_base.ALL_COMPLETED
         event._lockwatch_mode = FUTURES_ALL if all_of else FUTURES_ANY  # type: ignore[attr-defined]
     return waiter
