@@ -350,6 +350,3 @@ def edges() -> Found:
         found.append(Edge(state.ident, target, since, timed))
     return Found(edges=tuple(found))
 
-
-def describe_site(site: tuple[str, int, str] | None) -> str:
-    return "" if site is None else f"{os.path.basename(site[0])}:{site[1]}"

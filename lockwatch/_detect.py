@@ -115,7 +115,7 @@ def _namers(report: Report) -> tuple[Callable[[int], str], Callable[[CycleStep],
         info = report.thread(ident)
         if info is None:
             return f"thread {ident}"
-        word = "task" if getattr(info, "kind", "thread") == "task" else "thread"
+        word = "task" if info.is_task else "thread"
         ended = "" if info.alive or word == "task" else " (ended)"
         return f'{word} "{info.name}"{ended}'
 
@@ -317,22 +317,22 @@ def find_stuck(waits: Mapping[int, AnyWait], dead: frozenset[int] | set[int] = f
 def any_waits_in_report(report: Report) -> tuple[dict[int, AnyWait], set[int], dict[int, int]]:
     """Every wait a report shows (locks and awaited targets), its dead threads, and tasks' loop threads."""
     owners = {lock.id: lock.owner for lock in report.locks}
-    awaited = {entry.id: entry for entry in getattr(report, "awaited", ())}
+    awaited = {entry.id: entry for entry in report.awaited}
     waits: dict[int, AnyWait] = {}
     for thread in report.threads:
         if thread.waiting_for is not None:
             owner = owners.get(thread.waiting_for)
             waits[thread.id] = AnyWait(thread.waiting_for, () if owner is None else (owner,))
             continue
-        target = getattr(thread, "waits_for", None)
+        target = thread.waits_for
         if target is not None:
             entry = awaited.get(target)
             if entry is not None:
                 waits[thread.id] = AnyWait(target, tuple(entry.owners), entry.any_of, is_lock=False)
-    dead = {thread.id for thread in report.threads if not thread.alive and getattr(thread, "kind", "thread") == "thread"}
+    dead = {thread.id for thread in report.threads if not thread.alive and not thread.is_task}
     loops: dict[int, int] = {}
     for thread in report.threads:
-        loop = getattr(thread, "loop_thread", None)
-        if getattr(thread, "kind", "thread") == "task" and loop is not None:
+        loop = thread.loop_thread
+        if thread.is_task and loop is not None:
             loops[thread.id] = loop
     return waits, dead, loops

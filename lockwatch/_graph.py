@@ -31,17 +31,11 @@ class LiveGraph(NamedTuple):
     errors: list[BaseException]  # readers that failed (said once by the caller)
 
 
-def _live_idents(internal: set[int]) -> set[int]:
-    return {ident for ident in sys._current_frames() if ident not in internal}
-
-
 def take(internal: set[int]) -> LiveGraph:
     """Read every wait now; never blocks, imports nothing, runs no user code."""
     frames = sys._current_frames()
     live = {ident for ident in frames if ident not in internal}
-    newest: dict[int, _state.ThreadState] = {}
-    for state in sorted(_state.states(), key=lambda s: s.token):
-        newest[state.ident] = state
+    newest = dict(_state.by_ident)  # ident -> the newest state of that ident (a copy: it changes)
 
     def node_of(state: _state.ThreadState) -> int:
         """A thread's node id: its ident while it runs, else -token (its ident may be reused)."""
@@ -54,29 +48,25 @@ def take(internal: set[int]) -> LiveGraph:
     dead: set[int] = set()
     asleep: dict[int, Any] = {}
     beyond: set[int] = set()
-    for state in newest.values():
-        if state.ident not in live:
+    for ident, state in newest.items():
+        if ident not in live or node_of(state) < 0:
             continue
-        node = node_of(state)
-        if node < 0:
-            continue
+        node = ident
         lock = state.waiting_for
         since = state.wait_since
         if lock is not None and since is not None and not state.wait_timed:
             owner = lock._owner
+            if owner is state:
+                continue  # a wait for a Lock it owns: the self-wait judge decides (see the watchdog)
             owners: tuple[int, ...] = ()
-            if owner is not None and owner is not state:
+            if owner is not None:
                 owner_node = node_of(owner)
                 # A lock left held by a thread that no longer exists is never released, unless
                 # the lock is a signal (other threads release it): then nobody is known.
-                if owner_node < 0:
-                    if lock._cls.signal:
-                        owner_node = 0
-                    else:
+                if owner_node >= 0 or not lock._cls.signal:
+                    owners = (owner_node,)
+                    if owner_node < 0:
                         dead.add(owner_node)
-                owners = (owner_node,) if owner_node else ()
-            if owner is state:
-                continue  # a wait for a Lock it owns: the self-wait judge decides (see the watchdog)
             waits[node] = AnyWait(lock.id, owners)
             keys[node] = (node, lock.id, since, owners)
             asleep[node] = ("lock", state.token, lock._serial, since)
@@ -123,7 +113,7 @@ def take(internal: set[int]) -> LiveGraph:
 _DEFAULT_HANDLERS = (signal.SIG_DFL, signal.SIG_IGN, None, signal.default_int_handler)
 
 
-def program_signal_handlers(own: Any = None) -> list[str]:
+def program_signal_handlers() -> list[str]:
     """Signals the program handles in Python itself (beyond SIGINT's default and lockwatch's own)."""
     names = []
     for number in signal.valid_signals():
@@ -131,10 +121,8 @@ def program_signal_handlers(own: Any = None) -> list[str]:
             handler = signal.getsignal(number)
         except (ValueError, OSError):
             continue
-        if handler in _DEFAULT_HANDLERS or handler is own:
-            continue
-        if getattr(handler, "__module__", "") == "lockwatch._signals":
-            continue
+        if handler in _DEFAULT_HANDLERS or getattr(handler, "__module__", "") == "lockwatch._signals":
+            continue  # lockwatch's own SIGUSR1 handler is defined there
         try:
             names.append(signal.Signals(number).name)
         except ValueError:

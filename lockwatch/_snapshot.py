@@ -35,7 +35,6 @@ _CONDITION_WAITS = {
 }
 
 
-_THREADING_FILE = os.path.normcase(os.path.abspath(threading.__file__))
 _WAIT_FILES = frozenset(
     os.path.normcase(os.path.abspath(path))
     for path in (threading.__file__, concurrent.futures._base.__file__, concurrent.futures.thread.__file__)

@@ -24,14 +24,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 # The kinds of target, as dumps name them (``awaited[].kind``).
-THREAD, FUTURE, POOL, TASK, IMPORT, LOCK = "thread", "future", "pool", "task", "import", "lock"
+THREAD, FUTURE, POOL, TASK, IMPORT = "thread", "future", "pool", "task", "import"
 
 
 class Target(NamedTuple):
     """Something waited for: a lock, a thread, a future, a task, an import."""
 
     id: str  # unique in one look or report: "L3" (a lock), "J4", "F2", "K1", "I7", "A3"...
-    kind: str  # THREAD, FUTURE, POOL, TASK, IMPORT, LOCK, or an asyncio primitive ("asyncio.Lock")
+    kind: str  # THREAD, FUTURE, POOL, TASK, IMPORT, "condition", or an asyncio primitive ("asyncio.Lock")
     label: str  # how reports name it: 'thread "worker-1"', 'import of "plugins.b"'
     owners: tuple[int, ...]  # node ids that must run for it to complete; () = not known
     any_of: bool = False  # True: one owner running suffices (the workers of a pool)

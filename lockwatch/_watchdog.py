@@ -524,10 +524,9 @@ class _Watchdog:
 
     def _lock_waiter_to_break(self, steps: tuple[CycleStep, ...]) -> tuple[WaitKey, _state.ThreadState] | None:
         """The thread of ``steps`` whose lock wait started last, as the lock path's victim key."""
-        by_ident = {state.ident: state for state in sorted(_state.states(), key=lambda s: s.token)}
         best = None
         for step in steps:
-            state = by_ident.get(step.thread)
+            state = _state.by_ident.get(step.thread)  # the newest state of that ident: the live thread
             lock = None if state is None else state.waiting_for
             if state is None or lock is None or state.wait_since is None:
                 continue
@@ -550,7 +549,7 @@ class _Watchdog:
             return  # a deadlock already said why they sleep
         self.asleep_reported = episode
         report = _snapshot.take("hang")
-        handlers = _graph.program_signal_handlers(_signals._our_handler)
+        handlers = _graph.program_signal_handlers()
         names = [f'"{info.name}"' for info in report.threads if info.id in graph.asleep]
         summary = (
             f"Every thread is asleep: {', '.join(names)} "
