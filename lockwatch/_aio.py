@@ -53,7 +53,7 @@ from collections.abc import Iterable
 from time import monotonic
 from typing import Any
 
-from lockwatch import _beyond, _state, _waits
+from lockwatch import _beyond, _locks, _state, _waits
 from lockwatch._waits import Edge, Found, Target, TaskNode
 
 # --- what install() replaces ---------------------------------------------------------
@@ -98,16 +98,6 @@ def _skipped(filename: str) -> bool:
         skipped = path.startswith(_ASYNCIO_DIR) or path.startswith(_LOCKWATCH_DIR)
         _skip_cache[filename] = skipped
     return skipped
-
-
-def _creation_site() -> tuple[str, int, str] | None:
-    frame: Any = sys._getframe(2)
-    while frame is not None:
-        code = frame.f_code
-        if not _skipped(code.co_filename):
-            return (code.co_filename, frame.f_lineno or 0, code.co_name)
-        frame = frame.f_back
-    return None
 
 
 if sys.version_info >= (3, 12):
@@ -171,7 +161,7 @@ class _Primitive:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the original's own checks and errors, word for word
         self._lw_serial = next(_serials)
-        self._lw_site = _creation_site()
+        self._lw_site = _locks.site_outside(_skipped, 2)
         self._lw_ref = weakref.ref(self)
 
 

@@ -113,6 +113,21 @@ def _creation_site() -> tuple[str, int, str] | None:
     return None
 
 
+def site_outside(is_skipped: Callable[[str], bool], depth: int) -> tuple[str, int, str] | None:
+    """(file, line, function) of the first frame ``depth`` calls up or further out whose file is not skipped.
+
+    For other instrumented primitives (asyncio's) with a skip rule of their own; the
+    locks' own _creation_site above is this loop with its cache lookup inlined.
+    """
+    frame: Any = sys._getframe(depth)
+    while frame is not None:
+        code = frame.f_code
+        if not is_skipped(code.co_filename):
+            return (code.co_filename, frame.f_lineno or 0, code.co_name)
+        frame = frame.f_back
+    return None
+
+
 def _check_arguments(blocking: Any, timeout: Any) -> None:
     """Raise exactly what the real lock raises for these acquire() arguments.
 
