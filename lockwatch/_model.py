@@ -482,6 +482,48 @@ class Report:
             raise DumpError(f"malformed dump: {exc}") from None
 
 
+def waiters_phrase(report: Report, idents: Iterable[int], one: bool = False) -> str:
+    """``2 threads``, ``2 tasks``, ``1 thread and 1 task`` (``a thread`` / ``a task`` with ``one``)."""
+    idents = set(idents)
+    tasks = sum(1 for info in report.threads if info.id in idents and info.is_task)
+    threads = len(idents) - tasks
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+    if one:
+        return "a task" if tasks else "a thread"
+    if tasks and threads:
+        return f"{count(threads, 'thread')} and {count(tasks, 'task')}"
+    return count(tasks, "task") if tasks else count(threads, "thread")
+
+
+#: What the waiter of a one-step cycle waits for, by deadlock_shape (the text's and the picture's headlines).
+SELF_WAITS = {"self-lock": "a lock it holds itself", "self-work": "work that only it can run", "self": "itself"}
+
+
+def deadlock_shape(report: Report) -> tuple[str, set[int]]:
+    """What a deadlock report shows, for its headline, and the waiters it is about.
+
+    ``self-lock`` (a thread waits for a lock it holds), ``self-work`` (for work only it
+    can run: pool starvation), ``self`` (for itself otherwise), ``cycles``, ``orphan``
+    (waits for an owner that no longer exists), ``asleep`` (every thread asleep, no
+    cycle), or ``none``.
+    """
+    idents = {step.thread for cycle in report.cycles for step in cycle}
+    if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
+        step = report.cycles[0][0]
+        if step.lock is not None:
+            return "self-lock", idents
+        entry = report.awaited_entry(step.target)
+        return ("self-work" if entry is not None and entry.is_work else "self"), idents
+    if idents:
+        return "cycles", idents
+    if report.chains:
+        return "orphan", {step.thread for chain in report.chains for step in chain}
+    return ("asleep" if report.all_asleep else "none"), idents
+
+
 def is_lockwatch_file(path: str) -> bool:
     """Whether a frame's file is one of lockwatch's own modules (``lockwatch/_*.py``)."""
     folder, base = os.path.split(path.replace("\\", "/").replace("/", os.sep))

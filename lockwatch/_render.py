@@ -13,7 +13,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from lockwatch._errors import RenderError
-from lockwatch._model import AwaitedInfo, CycleStep, Frame, LockInfo, OrderEdge, Report, ThreadInfo
+from lockwatch._model import (
+    SELF_WAITS,
+    AwaitedInfo,
+    CycleStep,
+    Frame,
+    LockInfo,
+    OrderEdge,
+    Report,
+    ThreadInfo,
+    deadlock_shape,
+    waiters_phrase,
+)
 from lockwatch._text import format_seconds, hung_threads, is_order_cycle, printable, rule_text, user_frames
 
 #: Output formats ``render`` knows; all but ``dot`` need Graphviz's ``dot`` program.
@@ -331,7 +342,7 @@ def _draw_waits(graph: Any, report: Report, max_nodes: int) -> tuple[str, list[s
     if limited is not None:
         notes.append(_partial_note(report, len(thread_ids), len(lock_nodes), len(awaited_nodes), max_nodes))
     elif hidden:
-        others = _who(hidden, waits).replace("thread", "other thread", 1).replace("task", "other task", 1)
+        others = waiters_phrase(report, hidden).replace("thread", "other thread", 1).replace("task", "other task", 1)
         if "other thread" in others:
             others = others.replace("other task", "task")
         notes.append(f"{others}, holding and waiting for nothing, not shown")
@@ -508,25 +519,17 @@ def _pin_loop(graph: Any, loop: _Loop, outside: dict[str, list[str]]) -> None:
 
 def _waits_headline(report: Report, waits: _Waits) -> str:
     if report.kind == "deadlock" or report.cycles:
-        idents = {step.thread for cycle in report.cycles for step in cycle}
         prefix = "Snapshot of a deadlocked process" if report.kind == "snapshot" else "Deadlock"
-        if len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            step = report.cycles[0][0]
-            who = "a task" if step.thread in waits.tasks else "a thread"
-            if step.lock is not None:
-                return f"{prefix}: {who} waits for a lock it holds itself"
-            entry = waits.awaited.get(step.target)
-            if entry is not None and entry.is_work:
-                return f"{prefix}: {who} waits for work that only it can run"
-            return f"{prefix}: {who} waits for itself"
-        if not idents and report.chains:
-            chained = {step.thread for chain in report.chains for step in chain}
-            verb = "waits" if len(chained) == 1 else "wait"
-            return f"{prefix}: {_who(chained, waits)} {verb} for an owner that no longer exists"
-        if not idents:
-            return f"{prefix}: every thread is asleep" if report.all_asleep else prefix
+        shape, idents = deadlock_shape(report)
+        if shape in SELF_WAITS:
+            return f"{prefix}: {waiters_phrase(report, idents, one=True)} waits for {SELF_WAITS[shape]}"
+        if shape == "orphan":
+            verb = "waits" if len(idents) == 1 else "wait"
+            return f"{prefix}: {waiters_phrase(report, idents)} {verb} for an owner that no longer exists"
+        if shape != "cycles":
+            return f"{prefix}: every thread is asleep" if shape == "asleep" else prefix
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
-        return f"{prefix}: {_who(idents, waits)}{cycles} wait for each other"
+        return f"{prefix}: {waiters_phrase(report, idents)}{cycles} wait for each other"
     if report.kind == "hang":
         waiting = hung_threads(report)
         longest = max((t.waiting_seconds or 0.0 for t in waiting), default=0.0)
@@ -543,17 +546,6 @@ def _waits_headline(report: Report, waits: _Waits) -> str:
     return f"Snapshot: {nodes}, {held} locks held, {blocked} threads waiting"
 
 
-def _who(idents: set[int], waits: _Waits) -> str:
-    """``2 threads``, ``2 tasks`` or ``1 thread and 1 task``."""
-    tasks = len(idents & waits.tasks)
-    threads = len(idents) - tasks
-
-    def count(n: int, word: str) -> str:
-        return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-    if tasks and threads:
-        return f"{count(threads, 'thread')} and {count(tasks, 'task')}"
-    return count(tasks, "task") if tasks else count(threads, "thread")
 
 
 def _thread_node(graph: Any, node: str, ident: int, thread: ThreadInfo | None, in_cycle: bool, victim: bool,

@@ -9,7 +9,18 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from lockwatch._model import AwaitedInfo, CycleStep, Frame, OrderEdge, Report, ThreadInfo, user_frames
+from lockwatch._model import (
+    SELF_WAITS,
+    AwaitedInfo,
+    CycleStep,
+    Frame,
+    OrderEdge,
+    Report,
+    ThreadInfo,
+    deadlock_shape,
+    user_frames,
+    waiters_phrase,
+)
 
 # How the innermost (blocking) frame of a stack is marked, and the indent of the others.
 BLOCKING_MARK = ">> "
@@ -181,25 +192,16 @@ ALL_ASLEEP = (
 
 def _header(report: Report, names: _Names) -> str:
     if report.kind == "deadlock":
-        idents = {step.thread for cycle in report.cycles for step in cycle}
-        if len(idents) == 1 and len(report.cycles) == 1 and len(report.cycles[0]) == 1:
-            step = report.cycles[0][0]
-            who = _who(idents, names, one=True)
-            if step.lock is not None:
-                return f"DEADLOCK: {who} is waiting for a lock it holds itself"
-            info = names.awaited.get(step.target)
-            if info is not None and info.is_work:
-                return f"DEADLOCK: {who} is waiting for work that only it can run"
-            return f"DEADLOCK: {who} is waiting for itself"
-        if not idents and report.chains:
-            chained = {step.thread for chain in report.chains for step in chain}
-            verb = "waits" if len(chained) == 1 else "wait"
-            return f"DEADLOCK: {_who(chained, names)} {verb} for an owner that no longer exists"
-        count = len(idents)
+        shape, idents = deadlock_shape(report)
+        if shape in SELF_WAITS:
+            return f"DEADLOCK: {waiters_phrase(report, idents, one=True)} is waiting for {SELF_WAITS[shape]}"
+        if shape == "orphan":
+            verb = "waits" if len(idents) == 1 else "wait"
+            return f"DEADLOCK: {waiters_phrase(report, idents)} {verb} for an owner that no longer exists"
+        if shape != "cycles":
+            return "DEADLOCK: every thread is asleep" if shape == "asleep" else "DEADLOCK"
         cycles = "" if len(report.cycles) <= 1 else f" in {len(report.cycles)} cycles"
-        if count == 0:
-            return "DEADLOCK: every thread is asleep" if report.all_asleep else "DEADLOCK"
-        return f"DEADLOCK: {_who(idents, names)}{cycles} are waiting for each other"
+        return f"DEADLOCK: {waiters_phrase(report, idents)}{cycles} are waiting for each other"
     if report.kind == "lock-order":
         if report.rule and not any(is_order_cycle(cycle) for cycle in report.order_cycles):
             return "LOCK ORDER RULE BROKEN: a lock was taken against the declared order"
@@ -230,16 +232,6 @@ def _header(report: Report, names: _Names) -> str:
     return text
 
 
-def _who(idents: Iterable[int], names: _Names, one: bool = False) -> str:
-    """``2 threads``, ``2 tasks``, ``1 thread and 1 task`` (``a thread`` / ``a task`` with ``one``)."""
-    idents = list(idents)
-    tasks = sum(1 for ident in idents if (info := names.threads.get(ident)) is not None and info.is_task)
-    threads = len(idents) - tasks
-    if one:
-        return "a task" if tasks else "a thread"
-    if tasks and threads:
-        return f"{_plural(threads, 'thread')} and {_plural(tasks, 'task')}"
-    return _plural(tasks, "task") if tasks else _plural(threads, "thread")
 
 
 def hung_threads(report: Report) -> list[ThreadInfo]:
